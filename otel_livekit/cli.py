@@ -1,0 +1,57 @@
+"""``otel-livekit``: the command line. ``demo`` runs a real offline AgentSession."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import click
+
+from . import environment_variables as ev
+
+
+@click.group()
+@click.version_option(package_name="otel_livekit")
+def main() -> None:
+    """OpenTelemetry for LiveKit Agents."""
+
+
+@main.command()
+@click.option("--backend", default=None, help="Backend (default: $OTEL_LIVEKIT_BACKEND or inferred).")
+@click.option("--turns", default=2, show_default=True, help="Text turns before the audio turn.")
+def demo(backend: str | None, turns: int) -> None:
+    """Run a real LiveKit AgentSession offline (fake LLM/TTS/STT/VAD) and export its telemetry."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "0")
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from . import setup_tracing
+    from .offline import run_offline_session
+
+    reader = InMemoryMetricReader()
+    telemetry = setup_tracing(
+        backend,
+        service_name=os.environ.get(ev.OTEL_SERVICE_NAME) or "otel-livekit-demo",
+        metric_readers=[reader],
+    )
+    texts = ["hello", "what's the weather?"] * (turns // 2 + 1)
+    run = asyncio.run(run_offline_session(text_turns=texts[:turns], audio_turns=1))
+    telemetry.force_flush()
+    click.echo(f"\n{telemetry!r}", err=True)
+    click.echo(f"assistant replies: {run.assistant_messages}", err=True)
+    data = reader.get_metrics_data()
+    click.echo("metrics (name: points):", err=True)
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                points = list(m.data.data_points)
+                click.echo(f"  {m.name}: {len(points)} series", err=True)
+    telemetry.shutdown()
+    if run.assistant_messages < turns + 1:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,496 @@
+"""Real backends for integration tests: Arize Phoenix and an nginx Basic-auth front.
+
+Why: the exporters must be tested against servers that really decode OTLP and really
+enforce auth, not against mocks. Phoenix is a trace store that accepts OTLP/HTTP
+protobuf at ``/v1/traces`` and can be queried back over REST; nginx in front of it with
+``auth_basic`` stands in for Langfuse's ``/api/public/otel/v1/traces`` endpoint (a real
+Langfuse needs Postgres, ClickHouse, Redis and S3, none of which run here).
+
+Install both with ``scripts/install-test-servers.sh``. Everything binds 127.0.0.1 on
+OS-chosen ports, keeps its files in a temporary directory and is stopped on exit, so
+these context managers are safe to use from module- or session-scoped pytest fixtures.
+
+Shape of a span dict returned by :meth:`PhoenixServer.spans` (Phoenix 20.26,
+``GET /v1/projects/{project}/spans``)::
+
+    {
+      "id": "U3BhbjoxNg==",                 # Phoenix's own global id (not the OTel id)
+      "name": "smoke-span",
+      "context": {"trace_id": "<32 hex>", "span_id": "<16 hex>"},
+      "parent_id": "<16 hex>" | None,       # None for a root span
+      "span_kind": "UNKNOWN",               # OpenInference kind (LLM, TOOL, ...) from
+                                            # the attribute openinference.span.kind, or
+                                            # inferred (gen_ai.* attrs -> "LLM"). NOT
+                                            # the OTel SpanKind: Phoenix drops that.
+      "start_time": "2025-01-01T00:00:00.123456+00:00",
+      "end_time": "...",
+      "status_code": "UNSET" | "OK" | "ERROR",
+      "status_message": "",
+      "attributes": {"smoke.attr": "hello", "gen_ai.usage.input_tokens": 3, ...},
+                                            # FLAT dotted keys; openinference.span.kind
+                                            # is popped out into span_kind; resource
+                                            # attributes are NOT included
+      "events": [{"name": "...", "timestamp": "...", "attributes": {...}}],
+    }
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INSTALL_HINT = "run scripts/install-test-servers.sh to install the test servers"
+
+# urllib would otherwise honour *_proxy variables; a proxy cannot reach our loopback.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def tools_dir() -> Path:
+    """Where install-test-servers.sh puts heavy tools (kept out of the package venv)."""
+    return Path(os.environ.get("OTEL_LIVEKIT_TOOLS_DIR") or REPO_ROOT / ".cache" / "tools")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the OS for a free TCP port on ``host`` (fixed ports may be busy in CI)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def phoenix_binary() -> str | None:
+    """Path of the ``phoenix`` CLI: ``$OTEL_LIVEKIT_PHOENIX``, else the tools venv."""
+    explicit = os.environ.get("OTEL_LIVEKIT_PHOENIX")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    candidate = tools_dir() / "phoenix" / "bin" / "phoenix"
+    return str(candidate) if os.access(candidate, os.X_OK) else None
+
+
+def nginx_binary() -> str | None:
+    """Path of nginx; Debian puts it in /usr/sbin, which is not always on PATH."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def require_or_skip(what: str, available: bool) -> None:
+    """Skip if a backend is missing locally; fail in CI so gaps never pass silently."""
+    if available:
+        return
+    message = f"{what} is not available: {INSTALL_HINT}"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    """``Authorization`` header value for HTTP Basic auth (what Langfuse expects)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def http_get_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """GET ``url`` without any proxy and decode its JSON object body."""
+    with _OPENER.open(url, timeout=timeout) as response:
+        body = json.loads(response.read().decode("utf-8"))
+    if not isinstance(body, dict):
+        raise TypeError(f"expected a JSON object from {url}, got {type(body).__name__}")
+    return body
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "<no log>"
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate the process group we started (SIGTERM, then SIGKILL)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+class _WorkDir:
+    """A caller-given directory (kept) or a fresh temporary one (removed on exit)."""
+
+    def __init__(self, workdir: Path | None, prefix: str) -> None:
+        self._owned = workdir is None
+        self.path = Path(tempfile.mkdtemp(prefix=prefix)) if workdir is None else workdir
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def cleanup(self) -> None:
+        if self._owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class PhoenixServer:
+    """Run ``phoenix serve`` on loopback with a throwaway SQLite store.
+
+    Why: Phoenix stores OTLP spans and lets tests read them back, proving that what
+    our exporters send is decoded by a real OTLP receiver. The project a span lands in
+    comes from the resource attribute ``openinference.project.name`` (else "default").
+    """
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        workdir: Path | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        found = binary or phoenix_binary()
+        if found is None:
+            raise RuntimeError(f"phoenix not found: {INSTALL_HINT}")
+        self.binary: str = found
+        self.startup_timeout = startup_timeout
+        self._workdir_arg = workdir
+        self._workdir: _WorkDir | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.grpc_port = 0
+        self.log_path = Path(os.devnull)
+        self.startup_seconds = 0.0
+
+    @property
+    def base_url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:PORT`` (also the OTLP/HTTP base)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def traces_url(self) -> str:
+        """Full OTLP/HTTP traces endpoint to give ``OTLPSpanExporter(endpoint=...)``."""
+        return f"{self.base_url}/v1/traces"
+
+    def __enter__(self) -> Self:
+        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-phoenix-")
+        self.log_path = self._workdir.path / "phoenix.log"
+        self.port = free_port()
+        # gRPC always binds every interface: make sure the port is free there too.
+        self.grpc_port = free_port("0.0.0.0")
+        while self.grpc_port == self.port:
+            self.grpc_port = free_port("0.0.0.0")
+        # Start from a clean environment: no inherited PHOENIX_*/OTEL_* settings
+        # (a stray PHOENIX_SQL_DATABASE_URL or OTEL endpoint would change behaviour).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
+        env.update(
+            {
+                "PHOENIX_HOST": "127.0.0.1",
+                "PHOENIX_PORT": str(self.port),
+                "PHOENIX_GRPC_PORT": str(self.grpc_port),
+                "PHOENIX_WORKING_DIR": str(self._workdir.path / "data"),
+                # No telemetry, web fonts, WASM download or other internet access.
+                "PHOENIX_TELEMETRY_ENABLED": "false",
+                "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+                "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+                "PHOENIX_ENABLE_MCP_SERVER": "false",
+                "PHOENIX_ENABLE_PROMETHEUS": "false",
+                "PHOENIX_ENABLE_AUTH": "false",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        started = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                [self.binary, "serve"],
+                env=env,
+                cwd=self._workdir.path,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._shutdown()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"phoenix exited with code {code} during startup; log tail:\n{_log_tail(self.log_path)}"
+                )
+            try:
+                with _OPENER.open(f"{self.base_url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"phoenix not healthy after {self.startup_timeout:.0f}s; "
+                    f"log tail:\n{_log_tail(self.log_path)}"
+                )
+            time.sleep(0.25)
+
+    def _shutdown(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc)
+            self._proc = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._shutdown()
+
+    def fetch_spans(self, project: str) -> list[dict[str, Any]]:
+        """All spans in ``project`` now, in storage order ([] if no such project).
+
+        Follows ``next_cursor`` pagination (``limit`` is capped at 1000 by the API).
+        """
+        spans: list[dict[str, Any]] = []
+        cursor: str | None = None
+        quoted = urllib.parse.quote(project, safe="")
+        while True:
+            params = {"limit": "1000", "sort": "id", "order": "asc"}
+            if cursor:
+                params["cursor"] = cursor
+            query = urllib.parse.urlencode(params)
+            url = f"{self.base_url}/v1/projects/{quoted}/spans?{query}"
+            try:
+                body = http_get_json(url)
+            except urllib.error.HTTPError as err:
+                if err.code == 404:  # the project is created by its first span
+                    return []
+                raise
+            spans.extend(body["data"])
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return spans
+
+    def spans(self, project: str, *, wait_for: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Poll until ``project`` holds ``wait_for`` or more spans; return them all.
+
+        Why poll: Phoenix inserts received spans asynchronously (batched), so they show
+        up shortly after the exporter returns. Raises ``TimeoutError`` naming what was
+        seen if the count is not reached. Use ``wait_for=0`` to read without waiting.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.fetch_spans(project)
+            if len(found) >= wait_for:
+                return found
+            if time.monotonic() > deadline:
+                names = [s.get("name") for s in found]
+                raise TimeoutError(
+                    f"expected >= {wait_for} spans in Phoenix project {project!r} "
+                    f"within {timeout}s, got {len(found)}: {names}"
+                )
+            time.sleep(0.2)
+
+    def projects(self) -> list[str]:
+        """Names of the projects Phoenix knows (handy to debug a wrong project name)."""
+        body = http_get_json(f"{self.base_url}/v1/projects?limit=1000")
+        return [str(p["name"]) for p in body["data"]]
+
+
+def ssha_htpasswd_line(username: str, password: str) -> str:
+    """An htpasswd line nginx accepts (``{SSHA}``, salted SHA-1), no htpasswd binary."""
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return f"{username}:{{SSHA}}{base64.b64encode(digest + salt).decode('ascii')}"
+
+
+class NginxBasicAuth:
+    """nginx on loopback: Basic auth, then proxies Langfuse's OTLP path to upstream.
+
+    Why: Langfuse authenticates OTLP with ``Authorization: Basic base64(pk:sk)`` at
+    ``{host}/api/public/otel/v1/traces``; putting nginx with ``auth_basic`` in front of
+    Phoenix reproduces that contract (401 on wrong keys, stored spans on right ones).
+    """
+
+    TRACES_PATH = "/api/public/otel/v1/traces"
+
+    def __init__(
+        self,
+        upstream: str,
+        username: str,
+        password: str,
+        *,
+        binary: str | None = None,
+        workdir: Path | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        found = binary or nginx_binary()
+        if found is None:
+            raise RuntimeError(f"nginx not found: {INSTALL_HINT}")
+        self.binary: str = found
+        self.upstream = upstream.rstrip("/")
+        self.username = username
+        self.password = password
+        self.startup_timeout = startup_timeout
+        self._workdir_arg = workdir
+        self._workdir: _WorkDir | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.error_log = Path(os.devnull)
+        self.access_log = Path(os.devnull)
+
+    @property
+    def base_url(self) -> str:
+        """Langfuse-style host, e.g. ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def traces_url(self) -> str:
+        """Full OTLP endpoint, ``{base_url}/api/public/otel/v1/traces``."""
+        return f"{self.base_url}{self.TRACES_PATH}"
+
+    @property
+    def auth_header(self) -> str:
+        """The ``Authorization`` value that this front accepts."""
+        return basic_auth_header(self.username, self.password)
+
+    def _config(self, prefix: Path, htpasswd: Path) -> str:
+        # Temp-path directives exist only for compiled-in modules; skip absent ones.
+        build = subprocess.run([self.binary, "-V"], capture_output=True, text=True, check=False).stderr
+        temp_paths = "\n".join(
+            f"    {module}_temp_path {prefix / module};"
+            for module in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            if f"--without-http_{module}_module" not in build
+        )
+        return f"""\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log {self.error_log} info;
+
+events {{
+    worker_connections 64;
+}}
+
+http {{
+    access_log {self.access_log};
+{temp_paths}
+    client_max_body_size 64m;
+
+    server {{
+        listen 127.0.0.1:{self.port};
+        server_name localhost;
+
+        location = {self.TRACES_PATH} {{
+            auth_basic "langfuse";
+            auth_basic_user_file {htpasswd};
+            proxy_pass {self.upstream}/v1/traces;
+            proxy_http_version 1.1;
+            proxy_set_header Authorization "";
+        }}
+
+        location / {{
+            return 404;
+        }}
+    }}
+}}
+"""
+
+    def __enter__(self) -> Self:
+        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-nginx-")
+        prefix = self._workdir.path
+        self.port = free_port()
+        self.error_log = prefix / "error.log"
+        self.access_log = prefix / "access.log"
+        htpasswd = prefix / "htpasswd"
+        htpasswd.write_text(ssha_htpasswd_line(self.username, self.password) + "\n")
+        conf = prefix / "nginx.conf"
+        conf.write_text(self._config(prefix, htpasswd))
+        with open(prefix / "stderr.log", "wb") as stderr:
+            # -e: nginx opens its default error log before reading the config otherwise.
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "-p",
+                    str(prefix),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(self.error_log),
+                ],
+                cwd=prefix,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready(prefix)
+        except BaseException:
+            self._shutdown()
+            raise
+        return self
+
+    def _wait_ready(self, prefix: Path) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while not _port_open("127.0.0.1", self.port):
+            code = self._proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                state = f"exited with code {code}" if code is not None else "not listening"
+                raise RuntimeError(
+                    f"nginx {state}; stderr:\n{_log_tail(prefix / 'stderr.log')}\n"
+                    f"error.log:\n{_log_tail(self.error_log)}"
+                )
+            time.sleep(0.05)
+
+    def _shutdown(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc)
+            self._proc = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._shutdown()

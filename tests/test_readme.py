@@ -1,0 +1,32 @@
+"""The README's tables follow the code: every backend and its variables are documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otel_livekit import environment_variables as ev
+from otel_livekit.backends import BACKENDS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_every_backend_and_its_variables_are_in_the_readme() -> None:
+    for backend in BACKENDS.values():
+        row = next((line for line in README.splitlines() if line.startswith(f"| `{backend.name}` |")), None)
+        assert row is not None, f"backend {backend.name} missing from README"
+        for var in backend.env_vars:
+            assert f"`{var.rstrip('*')}`" in row, (backend.name, var)
+
+
+def test_every_otel_livekit_variable_is_in_the_readme() -> None:
+    names = [v for k, v in vars(ev).items() if k.startswith("OTEL_LIVEKIT_")]
+    assert len(names) >= 6
+    for name in names:
+        assert f"`{name}`" in README, name
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    assert "otel-livekit demo" in README
+    assert "bash scripts/test.sh" in README
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in ci

@@ -1,0 +1,213 @@
+"""setup_tracing(): what it installs, against a wire-level OTLP receiver and a real session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from otlp_receiver import OtlpReceiver
+
+import otel_livekit
+from otel_livekit import ConfigurationError, setup_tracing
+from otel_livekit.buckets import GENAI_TOKENS, LATENCY_SECONDS
+from otel_livekit.offline import run_offline_session
+
+
+def emit_one_span(name: str = "probe") -> None:
+    with trace.get_tracer("test").start_as_current_span(name):
+        pass
+
+
+def test_sdk_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    t = setup_tracing("otlp")
+    assert not t.enabled and t.tracer_provider is None and t.meter_provider is None
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    assert t.force_flush() is True
+
+
+def test_second_call_returns_same_handle_and_one_exporter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with OtlpReceiver() as rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        first = setup_tracing("otlp")
+        second = setup_tracing("otlp")
+        third = setup_tracing()
+        assert first is second is third
+        emit_one_span()
+        first.force_flush()
+        assert [s.name for _, s in rx.spans()] == ["probe"]
+
+
+def test_otlp_traces_and_metrics_with_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=voice")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "svc-from-env")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=voice,service.version=9.9")
+        t = setup_tracing(environment="staging", agent_name="front-desk")
+        assert t.backend == "otlp"
+        emit_one_span()
+        metrics.get_meter("test").create_counter("probe.count").add(3)
+        assert t.force_flush()
+        ((res, span),) = rx.spans()
+        assert span.name == "probe"
+        assert res["service.name"] == "svc-from-env"
+        assert res["service.version"] == "9.9" and res["team"] == "voice"
+        assert res["deployment.environment.name"] == "staging"
+        assert res["livekit.agent.name"] == "front-desk"
+        trace_req = next(r for r in rx.requests if r.path == "/v1/traces")
+        assert trace_req.headers["x-team"] == "voice"
+        assert trace_req.headers["content-encoding"] == "gzip"
+        points = {m.name: m for _, m in rx.metrics()}
+        probe = points["probe.count"].sum
+        assert probe.data_points[0].as_int == 3
+        assert probe.aggregation_temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+def test_service_name_argument_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as rx:
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+        t = setup_tracing("otlp", endpoint=rx.url, service_name="from-arg")
+        emit_one_span()
+        t.force_flush()
+        ((res, _),) = rx.spans()
+        assert res["service.name"] == "from-arg"
+
+
+def test_default_service_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as rx:
+        t = setup_tracing("otlp", endpoint=rx.url)
+        emit_one_span()
+        t.force_flush()
+        ((res, _),) = rx.spans()
+        assert res["service.name"] == "livekit-agent"
+
+
+def test_delta_temporality_env_and_metrics_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as traces_rx, OtlpReceiver() as metrics_rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", traces_rx.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", metrics_rx.url + "/v1/metrics")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+        t = setup_tracing("otlp")
+        metrics.get_meter("test").create_counter("probe.count").add(2)
+        t.force_flush()
+        assert not [m for _, m in traces_rx.metrics()]
+        (m,) = [m for _, m in metrics_rx.metrics() if m.name == "probe.count"]
+        assert m.sum.aggregation_temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+
+
+def test_sampler_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as rx:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+        t = setup_tracing("otlp", endpoint=rx.url)
+        emit_one_span()
+        t.force_flush()
+        assert rx.spans() == []
+
+
+def test_langfuse_sends_metrics_only_to_a_named_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as langfuse, OtlpReceiver() as collector:
+        monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk")
+        monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk")
+        monkeypatch.setenv("LANGFUSE_HOST", langfuse.url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", collector.url + "/v1/metrics")
+        t = setup_tracing()
+        assert t.backend == "langfuse"
+        emit_one_span()
+        metrics.get_meter("test").create_counter("probe.count").add(1)
+        t.force_flush()
+        assert {r.path for r in langfuse.requests} == {"/api/public/otel/v1/traces"}
+        assert langfuse.requests[0].headers["x-langfuse-ingestion-version"] == "4"
+        assert {r.path for r in collector.requests} == {"/v1/metrics"}
+        assert "authorization" not in collector.requests[0].headers
+
+
+def test_bad_configuration_fails_at_setup_and_installs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match="LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY"):
+        setup_tracing("langfuse")
+    monkeypatch.setenv("OTEL_LIVEKIT_FLUSH_TIMEOUT", "forever")
+    with pytest.raises(ConfigurationError, match="OTEL_LIVEKIT_FLUSH_TIMEOUT"):
+        setup_tracing("console")
+    assert otel_livekit.current() is None
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def test_refused_export_is_reported_once_and_never_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with OtlpReceiver(status=401) as rx:
+        t = setup_tracing(
+            "langfuse",
+            langfuse_public_key="pk",
+            langfuse_secret_key="sk-leak",
+            langfuse_host=rx.url,
+        )
+        caplog.set_level(logging.DEBUG)
+        for _ in range(3):
+            emit_one_span()
+            t.force_flush()
+        assert t.export_failures["traces"] == 3
+        ours = [r for r in caplog.records if r.name == "otel_livekit" and "failed" in r.getMessage()]
+        assert len(ours) == 1
+        text = "\n".join(r.getMessage() for r in caplog.records) + repr(t)
+        assert "sk-leak" not in text and "Basic " not in text
+
+
+def test_livekit_metrics_lose_per_call_labels_and_get_voice_buckets() -> None:
+    """A real offline session inside a (fake) LiveKit job: LiveKit's own instruments
+    flow through our MeterProvider with room/job ids dropped and sub-second buckets."""
+    reader = InMemoryMetricReader()
+    setup_tracing("none", metric_readers=[reader])
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=1))
+    data = reader.get_metrics_data()
+    assert data is not None
+    seen: dict[str, list[object]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                seen.setdefault(m.name, []).extend(m.data.data_points)
+    assert "lk.agents.usage.llm_input_tokens" in seen
+    for name, points in seen.items():
+        for p in points:
+            keys = set(p.attributes or {})  # type: ignore[attr-defined]
+            assert not keys & {"room_id", "job_id", "lk.job_id", "lk.room_sid"}, name
+    (tokens_in,) = [
+        p
+        for p in seen["gen_ai.client.token.usage"]
+        if p.attributes["gen_ai.token.type"] == "input"  # type: ignore[attr-defined]
+    ]
+    assert isinstance(tokens_in, HistogramDataPoint)
+    assert tuple(tokens_in.explicit_bounds) == GENAI_TOKENS
+    (invoke,) = seen["gen_ai.invoke_agent.duration"]
+    assert isinstance(invoke, HistogramDataPoint)
+    assert tuple(invoke.explicit_bounds) == LATENCY_SECONDS
+    assert invoke.count == 2  # one text turn, one audio turn
+
+
+def test_job_shutdown_flush_is_registered_once_per_job() -> None:
+    from livekit.agents.testing import fake_job_context
+
+    def our_hooks(ctx: object) -> list[object]:
+        callbacks = ctx._shutdown_callbacks  # type: ignore[attr-defined]
+        return [cb for cb in callbacks if cb.__name__ == "otel_livekit_flush"]
+
+    async def scenario() -> None:
+        with fake_job_context(job_id="job-a") as ctx:
+            t = setup_tracing("none")
+            setup_tracing("none")
+            (hook,) = our_hooks(ctx)
+            await hook("test")  # type: ignore[operator]  # bounded, never raises
+        with fake_job_context(job_id="job-b") as ctx2:
+            assert setup_tracing("none") is t
+            assert len(our_hooks(ctx2)) == 1
+
+    asyncio.run(scenario())
