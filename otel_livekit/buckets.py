@@ -26,3 +26,11 @@ SESSION_SECONDS: tuple[float, ...] = (
 
 COUNT_PER_SESSION: tuple[float, ...] = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
 """Small counts per session (turns, interruptions, tool calls)."""
+
+TOKENS_PER_SECOND: tuple[float, ...] = (5, 10, 20, 30, 40, 60, 80, 100, 150, 200, 300, 500, 1000)
+"""LLM output speed."""
+
+FAST_SECONDS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+)  # fmt: skip
+"""On-device model inference (VAD), 0.1 ms to 250 ms."""

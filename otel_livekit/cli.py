@@ -53,5 +53,13 @@ def demo(backend: str | None, turns: int) -> None:
         sys.exit(1)
 
 
+@main.command()
+def catalogue() -> None:
+    """Print the metric catalogue as the README's Markdown table."""
+    from .catalogue import markdown_table
+
+    click.echo(markdown_table(), nl=False)
+
+
 if __name__ == "__main__":
     main()

@@ -58,3 +58,11 @@ NEW_RELIC_OTLP_ENDPOINT = "NEW_RELIC_OTLP_ENDPOINT"
 PHOENIX_COLLECTOR_ENDPOINT = "PHOENIX_COLLECTOR_ENDPOINT"
 PHOENIX_API_KEY = "PHOENIX_API_KEY"
 PHOENIX_PROJECT_NAME = "PHOENIX_PROJECT_NAME"
+
+OTEL_LIVEKIT_PRICES = "OTEL_LIVEKIT_PRICES"
+"""Path of a JSON price table that overrides/extends the shipped estimate (see
+``otel_livekit/prices.json`` for the format). Default: the shipped table only."""
+
+OTEL_LIVEKIT_INSTRUMENT_SESSIONS = "OTEL_LIVEKIT_INSTRUMENT_SESSIONS"
+"""``false`` stops setup_tracing() from instrumenting every AgentSession automatically
+(then call ``instrument_session(session)`` yourself). Default: true."""

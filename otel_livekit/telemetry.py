@@ -23,7 +23,6 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -31,6 +30,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
 from .backends import Destination, ExportPlan, resolve_plan
+from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
 from .exporters import (
     ExportHealth,
@@ -39,6 +39,10 @@ from .exporters import (
     quiet_repeated_exporter_logs,
 )
 from .livekit_views import livekit_views
+from .pricing import PriceSource, load_prices
+from .recorder import Recorder
+from .session_hooks import install_auto_instrumentation, uninstall_auto_instrumentation
+from .spans import SpanIndex
 
 logger = logging.getLogger("otel_livekit")
 
@@ -61,12 +65,14 @@ class Telemetry:
         meter_provider: MeterProvider | None = None,
         health: Sequence[ExportHealth] = (),
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        recorder: Recorder | None = None,
     ) -> None:
         self.backend = backend
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.health = tuple(health)
         self.flush_timeout = flush_timeout
+        self.recorder = recorder
         self._jobs_hooked: set[str] = set()
         self._closed = False
         if self.enabled:
@@ -97,6 +103,7 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
+        uninstall_auto_instrumentation()
         budget = self.flush_timeout if timeout is None else timeout
         _bounded(self._shutdown_providers, budget, "shutdown", budget)
         with _lock:
@@ -282,11 +289,6 @@ def _metric_reader(
     return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
 
 
-def _extra_views() -> tuple[list[View], list[str]]:
-    """Views our own instruments need and LiveKit instruments ours replace (none yet)."""
-    return [], []
-
-
 def setup_tracing(
     backend: str | None = None,
     *,
@@ -300,6 +302,8 @@ def setup_tracing(
     flush_timeout: float | None = None,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    prices: PriceSource = None,
+    instrument_sessions: bool | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
@@ -308,7 +312,10 @@ def setup_tracing(
     ``backend_options`` are the backend's variables in lower case, e.g.
     ``setup_tracing("langfuse", langfuse_host="https://us.cloud.langfuse.com")``.
     ``span_processors`` and ``metric_readers`` are added beside the backend's (tests, a
-    Prometheus reader). A second call returns the first handle and adds nothing.
+    Prometheus reader). ``prices`` overrides the cost table (a dict or a JSON path). Every
+    ``AgentSession`` started afterwards is instrumented unless ``instrument_sessions`` (or
+    ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. A second call returns the first handle
+    and adds nothing.
 
     Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
     required variable or a malformed endpoint.
@@ -343,10 +350,17 @@ def setup_tracing(
             extra=resource_attributes,
         )
 
+        price_table = load_prices(prices, env)
+        if instrument_sessions is None:
+            raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
+            instrument_sessions = raw is None or _truthy(raw)
+
         health: list[ExportHealth] = []
         quiet_repeated_exporter_logs()
         # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        span_index = SpanIndex()
+        tracer_provider.add_span_processor(span_index)
         if (processor := _span_processor(plan, health)) is not None:
             tracer_provider.add_span_processor(processor)
         for extra in span_processors:
@@ -354,16 +368,18 @@ def setup_tracing(
 
         readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
         readers.extend(metric_readers)
-        views, replaced = _extra_views()
         meter_provider = MeterProvider(
             resource=resource,
             metric_readers=readers,
-            views=[*livekit_views(replaced), *views],
+            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
             shutdown_on_exit=False,
         )
 
         _install_globals(tracer_provider, meter_provider, metadata, allow_pii)
-        _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout)
+        recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
+        if instrument_sessions:
+            install_auto_instrumentation(recorder)
+        _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
         return _current
@@ -391,6 +407,21 @@ def _install_globals(
     from livekit.agents.telemetry import set_tracer_provider
 
     set_tracer_provider(tracer_provider, metadata=dict(metadata or {}) or None, allow_pii=allow_pii)
+
+
+_fallback_recorder: Recorder | None = None
+
+
+def default_recorder() -> Recorder:
+    """The recorder of the installed handle; without setup_tracing(), one on the global
+    meter (no span enrichment, shipped prices)."""
+    global _fallback_recorder
+    if _current is not None and _current.recorder is not None:
+        return _current.recorder
+    if _fallback_recorder is None:
+        meter = metrics_api.get_meter(METER_NAME)
+        _fallback_recorder = Recorder(Instruments(meter), load_prices(None, os.environ))
+    return _fallback_recorder
 
 
 def current() -> Telemetry | None:

@@ -30,3 +30,12 @@ def test_readme_has_the_two_setup_commands() -> None:
     assert "bash scripts/test.sh" in README
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "scripts/test.sh" in ci
+
+
+def test_readme_catalogue_is_the_catalogue() -> None:
+    from otel_livekit.catalogue import markdown_table
+
+    start = README.index("<!-- catalogue:start")
+    start = README.index("\n", start) + 1
+    end = README.index("<!-- catalogue:end -->")
+    assert README[start:end] == markdown_table(), "run `otel-livekit catalogue` into README"
