@@ -223,4 +223,3 @@ def markdown_table() -> str:
             f"{spec.source} | {spec.description} |"
         )
     return "\n".join(rows) + "\n"
-

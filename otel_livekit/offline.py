@@ -37,9 +37,12 @@ REPLIES = {
 }
 
 
+TOOL_TRIGGERS = {"weather": "lookup_weather", "flight": "book_flight"}
+
+
 class OfflineLLM(llm.LLM):
-    """Streams a canned reply in 3-character chunks after ``ttft`` seconds; calls the
-    ``lookup_weather`` tool when the user's text contains ``tool_trigger``."""
+    """Streams a canned reply in 3-character chunks after ``ttft`` seconds; calls a tool
+    when the user's text contains one of ``tool_triggers`` (``book_flight`` always fails)."""
 
     def __init__(
         self,
@@ -49,7 +52,7 @@ class OfflineLLM(llm.LLM):
         prompt_tokens: int = 40,
         completion_tokens: int = 8,
         cached_tokens: int = 5,
-        tool_trigger: str | None = "weather",
+        tool_triggers: dict[str, str] | None = None,
         model: str = "fake-gpt",
         provider: str = "openai",
     ) -> None:
@@ -59,7 +62,7 @@ class OfflineLLM(llm.LLM):
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.cached_tokens = cached_tokens
-        self.tool_trigger = tool_trigger
+        self.tool_triggers = dict(TOOL_TRIGGERS if tool_triggers is None else tool_triggers)
         self._model = model
         self._provider = provider
         self.requests = 0
@@ -93,9 +96,10 @@ class _OfflineLLMStream(llm.LLMStream):
         req_id = utils.shortuuid("chatcmpl_")
         await asyncio.sleep(fake.ttft)
         user_text = (last.text_content or "") if last.type == "message" else ""
-        if fake.tool_trigger and fake.tool_trigger in user_text:
+        tool = next((t for w, t in fake.tool_triggers.items() if w in user_text), None)
+        if tool is not None:
             call = llm.FunctionToolCall(
-                name="lookup_weather",
+                name=tool,
                 arguments=json.dumps({"location": "Paris"}),
                 call_id=utils.shortuuid("call_"),
             )
@@ -303,10 +307,14 @@ class OfflineSTT(stt.STT):
         transcript: str = "bye",
         *,
         final_after: float = 0.2,
+        streaming: bool = True,
+        latency: float = 0.15,
         model: str = "fake-nova",
         provider: str = "fake-stt-co",
     ) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
+        caps = stt.STTCapabilities(streaming=streaming, interim_results=False)
+        super().__init__(capabilities=caps)
+        self.latency = latency
         self.transcript = transcript
         self.final_after = final_after
         self._model = model
@@ -327,7 +335,10 @@ class OfflineSTT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.SpeechEvent:
-        raise NotImplementedError("streaming only")
+        """Batch recognition (``streaming=False``: LiveKit segments with the VAD)."""
+        await asyncio.sleep(self.latency)
+        alt = stt.SpeechData(language="en", text=self.transcript, confidence=0.97)  # type: ignore[arg-type]
+        return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[alt])
 
     def stream(
         self,
@@ -386,9 +397,19 @@ async def lookup_weather(location: str) -> str:
     return f"sunny in {location}"
 
 
+@function_tool
+async def book_flight(location: str) -> str:
+    """Book a flight (always fails: exercises tool errors).
+
+    Args:
+        location: the destination
+    """
+    raise llm.ToolError(f"no flights to {location}")
+
+
 class OfflineAgent(Agent):
     def __init__(self) -> None:
-        super().__init__(instructions="You are a test agent.", tools=[lookup_weather])
+        super().__init__(instructions="You are a test agent.", tools=[lookup_weather, book_flight])
 
 
 @dataclass
@@ -435,10 +456,13 @@ async def run_offline_session(
     stt_: OfflineSTT | None = None,
     in_job: bool = True,
     job_id: str = "job-offline",
+    interrupted_say: str | None = None,
     before_start: Callable[[AgentSession], Any] | None = None,
+    before_close: Callable[[AgentSession], Any] | None = None,
     after_close: Callable[[AgentSession], Awaitable[None] | None] | None = None,
 ) -> OfflineRun:
-    """Run text turns (``session.run``) then audio turns (VAD + streaming STT), close.
+    """Run text turns (``session.run``), audio turns (VAD + streaming STT), then, with
+    ``interrupted_say``, a ``session.say()`` interrupted mid-playout; close.
 
     ``before_start`` runs on the new session before ``session.start()`` (where an
     instrumentation hook attaches); ``after_close`` runs inside the job context after
@@ -469,6 +493,16 @@ async def run_offline_session(
                 if run.assistant_messages >= expected:
                     break
                 await asyncio.sleep(0.05)
+        if interrupted_say:
+            handle = session.say(interrupted_say)
+            for _ in range(100):  # interrupt once audio is playing
+                if session.agent_state == "speaking":
+                    break
+                await asyncio.sleep(0.01)
+            handle.interrupt()
+            await handle
+        if before_close is not None:
+            before_close(session)
         await session.aclose()
         if after_close is not None:
             maybe = after_close(session)

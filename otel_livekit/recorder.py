@@ -39,13 +39,18 @@ logger = logging.getLogger("otel_livekit")
 Attrs = dict[str, AttributeValue]
 
 
+MAX_MEASUREMENT = 1e9
+"""No real latency, token count or duration reaches this; a larger value is corrupt and
+would push a histogram's running sum towards infinity."""
+
+
 def valid(value: object) -> bool:
-    """A measurement we may record: a finite, non-negative number."""
+    """A measurement we may record: a finite, non-negative, sane number."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value >= 0
+        and 0 <= value < MAX_MEASUREMENT
     )
 
 

@@ -1,0 +1,97 @@
+"""How the recorder attaches, the catalogue's own rules, and the price table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from metric_points import Points
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_livekit import CATALOGUE, ConfigurationError, instrument_session, load_prices, setup_tracing
+from otel_livekit.buckets import LATENCY_SECONDS
+from otel_livekit.offline import run_offline_session
+
+FORBIDDEN = re.compile(r"(room|job|participant|speech|request|session)[._]?id|conversation")
+
+
+def test_catalogue_rules() -> None:
+    names = [s.name for s in CATALOGUE]
+    assert len(names) == len(set(names))
+    for spec in CATALOGUE:
+        assert not re.search(r"(_|\.)(seconds|ms|millis|usd|total|count)$", spec.name), spec.name
+        assert spec.unit and spec.description
+        assert all(not FORBIDDEN.search(a) for a in spec.attributes), spec
+        if spec.kind == "histogram":
+            assert spec.buckets and list(spec.buckets) == sorted(spec.buckets), spec.name
+        if spec.unit == "s" and spec.kind == "histogram" and spec.name.startswith("voice_agent.turn"):
+            assert spec.buckets == LATENCY_SECONDS
+    assert LATENCY_SECONDS[0] == 0.01 and LATENCY_SECONDS[-1] == 10.0
+    assert sum(1 for b in LATENCY_SECONDS if b < 1.0) >= 12  # sub-second resolution
+
+
+def test_sessions_are_instrumented_without_code_and_without_deprecation_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = InMemoryMetricReader()
+    setup_tracing("none", metric_readers=[reader])
+    caplog.set_level(logging.WARNING)
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
+    p = Points(reader)
+    assert p.value("voice_agent.sessions.started") == 1
+    assert p.count("voice_agent.turn.latency") == 1
+    assert "deprecated" not in caplog.text.lower()
+
+
+def test_opt_out_then_instrument_session_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_LIVEKIT_INSTRUMENT_SESSIONS", "false")
+    reader = InMemoryMetricReader()
+    setup_tracing("none", metric_readers=[reader])
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
+    assert Points(reader).count("voice_agent.turn.latency") == 0
+    calls: list[Any] = []
+
+    def manual(session: Any) -> None:
+        calls.append(instrument_session(session))
+        assert instrument_session(session) is calls[0]  # idempotent
+
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0, before_start=manual))
+    p = Points(reader)
+    assert p.count("voice_agent.turn.latency") == 1
+    assert p.value("voice_agent.sessions.started") == 1
+
+
+def test_price_table_file_override_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = load_prices()
+    assert shipped.llm_cost("openai", "gpt-4o-mini", input_tokens=1_000_000, output_tokens=0) == (
+        pytest.approx(0.15)
+    )
+    path = tmp_path / "prices.json"
+    path.write_text(
+        json.dumps(
+            {
+                "llm": {"openai/gpt-4o-mini": {"input": 1.0, "output": 1.0}},
+                "stt": {"acme/ears": {"per_minute": 0.5}},
+            }
+        )
+    )
+    table = load_prices(None, {"OTEL_LIVEKIT_PRICES": str(path)})
+    assert table.llm_cost("openai", "gpt-4o-mini", input_tokens=1_000_000, output_tokens=0) == 1.0
+    assert table.stt_cost("acme", "ears", 120) == 1.0
+    assert table.tts_cost("nobody", "nothing", 100) is None  # unknown: no guess
+    assert table.llm_cost("api.openai.com", "gpt-4o", input_tokens=0, output_tokens=1_000_000) == (
+        pytest.approx(10.0)
+    )  # provider spelled differently: the model still matches
+    path.write_text("{not json")
+    with pytest.raises(ConfigurationError, match="OTEL_LIVEKIT_PRICES"):
+        load_prices(None, {"OTEL_LIVEKIT_PRICES": str(path)})
+    with pytest.raises(ConfigurationError, match="unknown field"):
+        load_prices({"tts": {"a/b": {"per_char": 1}}})
+    monkeypatch.setenv("OTEL_LIVEKIT_PRICES", str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigurationError, match="OTEL_LIVEKIT_PRICES"):
+        setup_tracing("none")
