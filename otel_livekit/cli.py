@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -25,9 +26,10 @@ def demo(backend: str | None, turns: int) -> None:
     """Run a real LiveKit AgentSession offline (fake LLM/TTS/STT/VAD) and export its telemetry."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "0")
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
     from . import setup_tracing
+    from .catalogue import METER_NAME
     from .offline import run_offline_session
 
     reader = InMemoryMetricReader()
@@ -41,13 +43,21 @@ def demo(backend: str | None, turns: int) -> None:
     telemetry.force_flush()
     click.echo(f"\n{telemetry!r}", err=True)
     click.echo(f"assistant replies: {run.assistant_messages}", err=True)
+    click.echo("\nvoice metrics recorded (catalogue instruments, summed over series):", err=True)
     data = reader.get_metrics_data()
-    click.echo("metrics (name: points):", err=True)
     for rm in data.resource_metrics if data else []:
         for sm in rm.scope_metrics:
+            if sm.scope.name != METER_NAME:
+                continue
             for m in sm.metrics:
-                points = list(m.data.data_points)
-                click.echo(f"  {m.name}: {len(points)} series", err=True)
+                points: list[Any] = list(m.data.data_points)
+                if isinstance(points[0], HistogramDataPoint):
+                    count = sum(p.count for p in points)
+                    mean = sum(p.sum for p in points) / count if count else 0.0
+                    shown = f"count={count} mean={mean:.4g} {m.unit}"
+                else:
+                    shown = f"{sum(p.value for p in points):.6g} {m.unit}"
+                click.echo(f"  {m.name:<48} {shown}", err=True)
     telemetry.shutdown()
     if run.assistant_messages < turns + 1:
         sys.exit(1)

@@ -44,6 +44,16 @@ fi
 NGINX_BIN="$(find_nginx)"
 [ -n "$NGINX_BIN" ] || { echo "nginx still not found after install" >&2; exit 1; }
 
+# --- libportaudio2: LiveKit's console mode (examples/agent.py console --text) needs it ---
+if ! ldconfig -p 2>/dev/null | grep -q libportaudio; then
+    echo "==> installing libportaudio2 (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -qq --no-install-recommends libportaudio2 >/dev/null 2>&1 || {
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq --no-install-recommends libportaudio2 >/dev/null
+    }
+fi
+
 # --- Arize Phoenix (own venv) ---------------------------------------------------
 if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
     echo "==> installing arize-phoenix==$PHOENIX_VERSION into $PHOENIX_VENV"

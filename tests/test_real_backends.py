@@ -75,8 +75,11 @@ def test_langfuse_backend_through_basic_auth(
     )
     asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
     assert t.force_flush()
-    named = by_name(phoenix.spans(project, wait_for=8))
+    spans = phoenix.spans(project, wait_for=8)
+    named = by_name(spans)
     assert {"agent_session", "agent_turn", "llm_request", "tts_request"} <= set(named)
+    stored = repr([s["attributes"] for s in spans])
+    assert LANGFUSE_SECRET not in stored and "Basic " not in stored  # no secret in any span
     assert t.export_failures == {"traces": 0}
 
 

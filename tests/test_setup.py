@@ -202,3 +202,19 @@ def test_job_shutdown_flush_is_registered_once_per_job() -> None:
             assert len(our_hooks(ctx2)) == 1
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("allow_pii", [False, True])
+def test_metadata_and_allow_pii_reach_livekit(allow_pii: bool) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(exporter)],
+                  metadata={"team": "voice"}, allow_pii=allow_pii)  # fmt: skip
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
+    spans = exporter.get_finished_spans()
+    assert spans and all((s.attributes or {}).get("team") == "voice" for s in spans)
+    content = {k for s in spans for k in (s.attributes or {})
+               if k.startswith("lk.pii.") or k == "gen_ai.input.messages"}  # fmt: skip
+    assert bool(content) is allow_pii, content
