@@ -37,10 +37,25 @@ REPLIES = {
 }
 
 
+class _Named:
+    """``model``/``provider`` as LiveKit's metrics metadata reports them."""
+
+    _model: str
+    _provider: str
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def provider(self) -> str:
+        return self._provider
+
+
 TOOL_TRIGGERS = {"weather": "lookup_weather", "flight": "book_flight"}
 
 
-class OfflineLLM(llm.LLM):
+class OfflineLLM(_Named, llm.LLM):
     """Streams a canned reply in 3-character chunks after ``ttft`` seconds; calls a tool
     when the user's text contains one of ``tool_triggers`` (``book_flight`` always fails)."""
 
@@ -66,14 +81,6 @@ class OfflineLLM(llm.LLM):
         self._model = model
         self._provider = provider
         self.requests = 0
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def provider(self) -> str:
-        return self._provider
 
     def chat(
         self,
@@ -123,7 +130,7 @@ class _OfflineLLMStream(llm.LLMStream):
         self._event_ch.send_nowait(llm.ChatChunk(id=req_id, usage=usage))
 
 
-class OfflineTTS(tts.TTS):
+class OfflineTTS(_Named, tts.TTS):
     """Non-streaming TTS: first audio after ``ttfb`` seconds, ``seconds_per_char`` of
     silence per character (LiveKit wraps it in its StreamAdapter)."""
 
@@ -140,14 +147,6 @@ class OfflineTTS(tts.TTS):
         self.seconds_per_char = seconds_per_char
         self._model = model
         self._provider = provider
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def provider(self) -> str:
-        return self._provider
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -298,7 +297,7 @@ class _OfflineVADStream(vad.VADStream):
                 speech_dur = 0.0
 
 
-class OfflineSTT(stt.STT):
+class OfflineSTT(_Named, stt.STT):
     """Streaming STT: a final transcript ``final_after`` seconds into the silence after
     speech, then a RECOGNITION_USAGE event with the audio duration."""
 
@@ -319,14 +318,6 @@ class OfflineSTT(stt.STT):
         self.final_after = final_after
         self._model = model
         self._provider = provider
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def provider(self) -> str:
-        return self._provider
 
     async def _recognize_impl(
         self,

@@ -10,6 +10,6 @@ quiet_pip() { grep -v "^WARNING: Location 'file:" || true; }
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | quiet_pip
 bash scripts/install-test-servers.sh
 
-echo "==> ruff"; .venv/bin/ruff check otel_livekit tests
+echo "==> ruff"; .venv/bin/ruff check otel_livekit tests bench examples
 echo "==> mypy"; .venv/bin/mypy
 echo "==> pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -158,7 +158,30 @@ class _WorkDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-class PhoenixServer:
+class _ServerProcess:
+    """A server subprocess and its work directory, both gone on exit."""
+
+    _workdir: _WorkDir | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def _shutdown(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc)
+            self._proc = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._shutdown()
+
+
+class PhoenixServer(_ServerProcess):
     """Run ``phoenix serve`` on loopback with a throwaway SQLite store.
 
     Why: Phoenix stores OTLP spans and lets tests read them back, proving that what
@@ -264,22 +287,6 @@ class PhoenixServer:
                 )
             time.sleep(0.25)
 
-    def _shutdown(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc)
-            self._proc = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._shutdown()
-
     def fetch_spans(self, project: str) -> list[dict[str, Any]]:
         """All spans in ``project`` now, in storage order ([] if no such project).
 
@@ -338,7 +345,7 @@ def ssha_htpasswd_line(username: str, password: str) -> str:
     return f"{username}:{{SSHA}}{base64.b64encode(digest + salt).decode('ascii')}"
 
 
-class NginxBasicAuth:
+class NginxBasicAuth(_ServerProcess):
     """nginx on loopback: Basic auth, then proxies Langfuse's OTLP path to upstream.
 
     Why: Langfuse authenticates OTLP with ``Authorization: Basic base64(pk:sk)`` at
@@ -478,19 +485,3 @@ http {{
                     f"error.log:\n{_log_tail(self.error_log)}"
                 )
             time.sleep(0.05)
-
-    def _shutdown(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc)
-            self._proc = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._shutdown()
