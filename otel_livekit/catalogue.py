@@ -148,7 +148,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     _h("voice_agent.session.duration", S, "Agent session length", (sc.CLOSE_REASON,),
        SESSION_SECONDS, "AgentSession.start to close"),
     _h("voice_agent.session.turns", "{turn}", "Agent turns per session", (), COUNT_PER_SESSION,
-       "agent_turn spans / assistant messages"),
+       "assistant messages (replies and say())"),
     _c("voice_agent.interruptions", "{interruption}",
        "Interruptions: interrupted (agent speech cut), false (resumed), detected and "
        "backchannel (adaptive interruption model)", (sc.INTERRUPTION_KIND,),
