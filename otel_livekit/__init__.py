@@ -7,7 +7,12 @@ from .backends import BACKENDS
 from .catalogue import CATALOGUE, InstrumentSpec
 from .errors import ConfigurationError
 from .pricing import PriceTable, load_prices
-from .session_hooks import SessionInstrumentation, SessionSummary, instrument_session
+from .session_hooks import (
+    SessionInstrumentation,
+    SessionSummary,
+    instrument_session,
+    instrumentation_of,
+)
 from .telemetry import Telemetry, current, setup_tracing
 
 __version__ = "0.1.0"
@@ -24,6 +29,7 @@ __all__ = [
     "__version__",
     "current",
     "instrument_session",
+    "instrumentation_of",
     "load_prices",
     "setup_tracing",
 ]
