@@ -218,3 +218,18 @@ def test_metadata_and_allow_pii_reach_livekit(allow_pii: bool) -> None:
     content = {k for s in spans for k in (s.attributes or {})
                if k.startswith("lk.pii.") or k == "gen_ai.input.messages"}  # fmt: skip
     assert bool(content) is allow_pii, content
+
+
+def test_flush_and_shutdown_are_bounded_with_a_hung_backend() -> None:
+    """A backend that accepts the connection and never answers must not hold the job's
+    shutdown (LiveKit allows 10 s): flush and shutdown return within their budget."""
+    import time
+
+    with OtlpReceiver(hang=20) as rx:
+        t = setup_tracing("otlp", endpoint=rx.url, flush_timeout=1.0)
+        emit_one_span()
+        started = time.monotonic()
+        assert t.force_flush() is False
+        t.shutdown()
+        assert time.monotonic() - started < 2.5
+        assert rx.requests  # the export was attempted
