@@ -51,6 +51,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith(_OUR_ENV_PREFIXES):
             monkeypatch.delenv(key)
+    # exports to receivers a test already closed give up quickly, not after the 10 s default
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
     reset_otel_globals()
     yield
     reset_otel_globals()
