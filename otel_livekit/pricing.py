@@ -7,6 +7,7 @@ the table costs nothing rather than a guess.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Union
+
+from livekit.agents.telemetry.trace_types import gen_ai_provider_name
 
 from . import environment_variables as ev
 from .errors import ConfigurationError
@@ -27,14 +30,14 @@ FIELDS = {"llm": LLM_FIELDS, "tts": frozenset({"per_million_characters"}),
           "stt": frozenset({"per_minute"})}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=256)
 def normalize_provider(provider: str | None) -> str:
     """LiveKit's own normalization (``api.openai.com`` → ``openai``), so metric labels and
-    price keys agree with the ``gen_ai.provider.name`` LiveKit puts on spans."""
+    price keys agree with the ``gen_ai.provider.name`` LiveKit puts on spans. Cached: it
+    runs for every metrics event, over a handful of distinct providers."""
     if not provider:
         return "unknown"
     try:
-        from livekit.agents.telemetry.trace_types import gen_ai_provider_name
-
         return gen_ai_provider_name(provider) or provider
     except Exception:
         return provider

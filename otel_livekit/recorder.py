@@ -131,12 +131,11 @@ class Recorder:
     def find_near(self, name: str, attr: tuple[str, object] | None = None) -> Span | None:
         return self.spans.find_near(name, attr) if self.spans else None
 
-    def agent_turn(self, speech_id: str) -> Span | None:
+    def span_with(self, name: str, key: str, value: object) -> Span | None:
+        """The open ``name`` span whose attribute ``key`` is ``value``."""
         if self.spans is None:
             return None
-        return self.spans.find(
-            sc.SPAN_AGENT_TURN, lambda s: (s.attributes or {}).get(sc.LK_SPEECH_ID) == speech_id
-        )
+        return self.spans.find(name, lambda s: (s.attributes or {}).get(key) == value)
 
     # --- dispatch ---------------------------------------------------------------------
     def record(self, metrics: object, turns: TurnTracker) -> None:
@@ -173,12 +172,9 @@ class Recorder:
 
     def _llm(self, m: LLMMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
-        span = None
-        if self.spans is not None:
-            span = self.spans.find(
-                sc.SPAN_LLM_REQUEST,
-                lambda s: (s.attributes or {}).get(sc.GEN_AI_RESPONSE_ID) == m.request_id,
-            ) or self.spans.find_near(sc.SPAN_LLM_REQUEST)
+        span = self.span_with(sc.SPAN_LLM_REQUEST, sc.GEN_AI_RESPONSE_ID, m.request_id) or self.find_near(
+            sc.SPAN_LLM_REQUEST
+        )
         self._genai(sc.OP_CHAT, model, m, m.prompt_tokens, m.completion_tokens, span)
         self.tokens("llm", model, {
             "input": m.prompt_tokens, "output": m.completion_tokens,
@@ -263,7 +259,7 @@ class Recorder:
             return
         state.total = total
         turn_input = "audio" if state.eou_delay is not None else "text"
-        span = self.agent_turn(state.speech_id)
+        span = self.span_with(sc.SPAN_AGENT_TURN, sc.LK_SPEECH_ID, state.speech_id)
         kind: Attrs = {sc.TURN_INPUT: turn_input}
         self.hist("voice_agent.turn.latency", total, kind, span)
         if state.eou_delay is not None:

@@ -43,11 +43,6 @@ class SessionSummary:
 class SessionInstrumentation:
     """Per-session state: LiveKit can run several sessions in one process."""
 
-    _SESSION_EVENTS = (
-        "conversation_item_added", "agent_false_interruption", "function_tools_executed",
-        "error", "close",
-    )  # fmt: skip
-
     def __init__(self, session: AgentSession[Any], recorder: Recorder) -> None:
         self.session = session
         self.recorder = recorder
@@ -135,8 +130,7 @@ class SessionInstrumentation:
         r.hist("voice_agent.session.duration", duration, {sc.CLOSE_REASON: reason})
         r.hist("voice_agent.session.turns", self.agent_turns)
         self.summary = self._summarize(reason, duration)
-        session_span = r.spans.find_near(sc.SPAN_AGENT_SESSION) if r.spans else None
-        r.annotate(session_span, {
+        r.annotate(r.find_near(sc.SPAN_AGENT_SESSION), {
             sc.ATTR_SESSION_TURNS: self.agent_turns, sc.ATTR_SESSION_COST: self.summary.cost_usd,
         })  # fmt: skip
         logger.info("otel_livekit: session ended: %s", self.summary)

@@ -105,7 +105,7 @@ class Telemetry:
         self._closed = True
         uninstall_auto_instrumentation()
         budget = self.flush_timeout if timeout is None else timeout
-        _bounded(self._shutdown_providers, budget, "shutdown", budget)
+        _bounded(self._shutdown_providers, budget, "shutdown")
         with _lock:
             if _current is self:
                 _current = None
@@ -121,7 +121,7 @@ class Telemetry:
             ok = bool(provider.force_flush(left_ms)) and ok
         return ok
 
-    def _shutdown_providers(self, budget: float) -> bool:
+    def _shutdown_providers(self) -> bool:
         # each provider's shutdown exports what its processors/readers still hold
         for provider in self._providers():
             provider.shutdown()
@@ -148,7 +148,7 @@ class Telemetry:
         return f"Telemetry(backend={self.backend!r}, {state}, export_failures={self.export_failures})"
 
 
-def _bounded(fn: Callable[[float], bool], budget: float, what: str, *args: Any) -> bool:
+def _bounded(fn: Callable[..., bool], budget: float, what: str, *args: Any) -> bool:
     """Run ``fn`` on a daemon thread and wait at most ``budget`` seconds: an exporter
     stuck in its own retry loop must not hold the agent's shutdown."""
     result: list[bool] = []
