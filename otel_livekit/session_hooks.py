@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -13,10 +14,11 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentSession
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 from . import semconv as sc
-from .pricing import normalize_provider
+from .catalogue import METER_NAME, Instruments
+from .pricing import load_prices, normalize_provider
 from .recorder import Recorder
 from .turns import TurnTracker
 
@@ -44,14 +46,16 @@ class SessionInstrumentation:
     """Per-session state: LiveKit can run several sessions in one process."""
 
     def __init__(self, session: AgentSession[Any], recorder: Recorder) -> None:
-        self.session = session
+        # weak: this object is the value of a WeakKeyDictionary keyed by the session, so a
+        # strong reference here would keep every closed call (and its transcript) alive
+        self._session = weakref.ref(session)
         self.recorder = recorder
         self.turns = TurnTracker()
         self.started = time.monotonic()
         self.agent_turns = 0
         self.interruptions = 0
         self.summary: SessionSummary | None = None
-        self._handlers = {
+        handlers = {  # local: a dict of bound methods on self would be a reference cycle
             "conversation_item_added": self._on_item,
             "agent_false_interruption": self._on_false_interruption,
             "function_tools_executed": self._on_tools,
@@ -61,7 +65,7 @@ class SessionInstrumentation:
         # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated,
         # yet it is still the only source of VAD health and cancelled requests
         rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)  # type: ignore[arg-type]
-        for name, handler in self._handlers.items():
+        for name, handler in handlers.items():
             session.on(name, self._safe(handler))  # type: ignore[arg-type]
         recorder.add("voice_agent.sessions.started", 1)
         recorder.instruments.counter("voice_agent.sessions.active").add(1)
@@ -121,6 +125,11 @@ class SessionInstrumentation:
             sc.ERROR_TYPE: type(cause).__name__,
         })  # fmt: skip
 
+    @property
+    def session(self) -> AgentSession[Any] | None:
+        """The session, while anything else still holds it."""
+        return self._session()
+
     def _on_close(self, ev: Any) -> None:
         reason = getattr(getattr(ev, "reason", None), "value", None) or str(ev.reason)
         duration = time.monotonic() - self.started
@@ -130,14 +139,18 @@ class SessionInstrumentation:
         r.hist("voice_agent.session.duration", duration, {sc.CLOSE_REASON: reason})
         r.hist("voice_agent.session.turns", self.agent_turns)
         self.summary = self._summarize(reason, duration)
-        r.annotate(r.find_near(sc.SPAN_AGENT_SESSION), {
+        session_span = r.find_near(sc.SPAN_AGENT_SESSION)
+        r.annotate(session_span, {
             sc.ATTR_SESSION_TURNS: self.agent_turns, sc.ATTR_SESSION_COST: self.summary.cost_usd,
         })  # fmt: skip
         logger.info("otel_livekit: session ended: %s", self.summary)
         self.turns = TurnTracker()  # free what never completed
+        if session_span is not None and r.spans is not None:
+            r.spans.forget_trace(session_span.context.trace_id)  # spans of this call never ended
 
     def _summarize(self, reason: str, duration: float) -> SessionSummary:
-        usage = list(self.session.usage.model_usage)
+        session = self.session
+        usage = list(session.usage.model_usage) if session is not None else []
         prices = self.recorder.prices
         cost = 0.0
         for u in usage:
@@ -178,11 +191,7 @@ def instrument_session(
     existing = _instrumented.get(session)
     if existing is not None:
         return existing
-    if recorder is None:
-        from .telemetry import default_recorder
-
-        recorder = default_recorder()
-    inst = _instrumented[session] = SessionInstrumentation(session, recorder)
+    inst = _instrumented[session] = SessionInstrumentation(session, recorder or default_recorder())
     return inst
 
 
@@ -190,7 +199,34 @@ def instrumentation_of(session: AgentSession[Any]) -> SessionInstrumentation | N
     return _instrumented.get(session)
 
 
+_recorder: Recorder | None = None
+"""The recorder setup_tracing() hands down; sessions instrumented by hand use it too."""
+
+
+def default_recorder() -> Recorder:
+    """The recorder setup_tracing() installed; without it, one on the global meter (no span
+    enrichment, shipped prices)."""
+    global _recorder
+    if _recorder is None:
+        _recorder = Recorder(Instruments(metrics.get_meter(METER_NAME)), load_prices(None, os.environ))
+    return _recorder
+
+
 _original_start: Any = None
+
+
+def install(recorder: Recorder, *, auto: bool) -> None:
+    """Hand the recorder down; with ``auto``, instrument every session that starts."""
+    global _recorder
+    _recorder = recorder
+    if auto:
+        install_auto_instrumentation(recorder)
+
+
+def uninstall() -> None:
+    global _recorder
+    _recorder = None
+    uninstall_auto_instrumentation()
 
 
 def install_auto_instrumentation(recorder: Recorder) -> None:

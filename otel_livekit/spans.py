@@ -72,6 +72,13 @@ class SpanIndex(SpanProcessor):
         )  # fmt: skip
         return child or self.find(name, same_trace)
 
+    def forget_trace(self, trace_id: int) -> None:
+        """A call ended: drop its spans that never ended (cancelled work), so nothing of
+        the call stays in memory until the size bound pushes it out."""
+        with self._lock:
+            for span_id in [k for k, s in self._open.items() if s.context.trace_id == trace_id]:
+                del self._open[span_id]
+
     def shutdown(self) -> None:
         with self._lock:
             self._open.clear()

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
+from . import session_hooks
 from .backends import Destination, ExportPlan, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
@@ -41,7 +42,6 @@ from .exporters import (
 from .livekit_views import livekit_views
 from .pricing import PriceSource, load_prices
 from .recorder import Recorder
-from .session_hooks import install_auto_instrumentation, uninstall_auto_instrumentation
 from .spans import SpanIndex
 
 logger = logging.getLogger("otel_livekit")
@@ -103,7 +103,7 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
-        uninstall_auto_instrumentation()
+        session_hooks.uninstall()
         budget = self.flush_timeout if timeout is None else timeout
         _bounded(self._shutdown_providers, budget, "shutdown")
         with _lock:
@@ -377,8 +377,7 @@ def setup_tracing(
 
         _install_globals(tracer_provider, meter_provider, metadata, allow_pii)
         recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
-        if instrument_sessions:
-            install_auto_instrumentation(recorder)
+        session_hooks.install(recorder, auto=instrument_sessions)
         _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
@@ -407,21 +406,6 @@ def _install_globals(
     from livekit.agents.telemetry import set_tracer_provider
 
     set_tracer_provider(tracer_provider, metadata=dict(metadata or {}) or None, allow_pii=allow_pii)
-
-
-_fallback_recorder: Recorder | None = None
-
-
-def default_recorder() -> Recorder:
-    """The recorder of the installed handle; without setup_tracing(), one on the global
-    meter (no span enrichment, shipped prices)."""
-    global _fallback_recorder
-    if _current is not None and _current.recorder is not None:
-        return _current.recorder
-    if _fallback_recorder is None:
-        meter = metrics_api.get_meter(METER_NAME)
-        _fallback_recorder = Recorder(Instruments(meter), load_prices(None, os.environ))
-    return _fallback_recorder
 
 
 def current() -> Telemetry | None:
