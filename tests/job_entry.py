@@ -1,0 +1,24 @@
+"""Functions a real LiveKit job process runs (module level, so a spawned process can import
+them): setup_tracing() in the job, one offline call, then the job shuts down."""
+
+from __future__ import annotations
+
+import os
+
+from livekit.agents import JobContext, JobProcess
+
+from otel_livekit import setup_tracing
+from otel_livekit.offline import run_offline_session
+
+
+def prewarm(proc: JobProcess) -> None:
+    pass
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    setup_tracing()
+    if os.environ.get("TEST_DISABLE_JOB_HOOK") == "1":  # the break the test must catch
+        ctx._shutdown_callbacks.clear()  # type: ignore[attr-defined]
+    run = await run_offline_session(text_turns=("hello",), audio_turns=0, in_job=False)
+    assert run.assistant_messages == 1
+    ctx.shutdown("call over")
