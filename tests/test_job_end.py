@@ -1,6 +1,7 @@
 """The job-end flush in a real LiveKit job process. LiveKit runs each job in a
-multiprocessing child (forkserver, LiveKit's default on Linux) that ends with ``os._exit``: ``atexit`` never runs there, so the
-job's shutdown callback is the only thing that delivers what is buffered."""
+multiprocessing child (forkserver, its default on Linux) that ends with ``os._exit``:
+``atexit`` never runs there, so the job's shutdown callback is the only thing that
+delivers what is buffered."""
 
 from __future__ import annotations
 
