@@ -11,13 +11,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import requests
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
 )
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 logger = logging.getLogger("otel_livekit")
 
@@ -30,55 +31,139 @@ _OTLP_LOGGERS = (
 )
 
 
+def failure_reason(error: BaseException) -> str:
+    """A few words a user can act on: refused, timeout, TLS, or the exception's type."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(error, requests.exceptions.Timeout):
+        return "timeout (no answer)"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return "connection refused" if "refused" in str(error).lower() else "connection error"
+    return type(error).__name__
+
+
 class ExportHealth:
-    """Failure counts for one destination; the first failure and each recovery are logged."""
+    """What happened to one destination's exports, counted as it happens.
+
+    ``failures`` counts failed HTTP attempts, retries included, so an outage shows while
+    the exporter is still retrying; ``not_delivered`` counts items (spans, metric points)
+    whose export failed or was cut off by the job-end deadline. The first failure and each
+    recovery are logged, once per state change, never per batch.
+    """
 
     def __init__(self, signal: str, target: str) -> None:
         self.signal = signal
         self.target = target
+        self.attempts = 0
         self.failures = 0
-        self.successes = 0
+        self.delivered = 0
+        self.not_delivered = 0
+        self.queued = 0
+        """Items handed to the export pipeline (spans ended); ``None`` where unknown."""
+        self.in_flight = 0
+        self.last_error: str | None = None
+        self._written_off = 0
         self._failing = False
         self._lock = threading.Lock()
 
-    def record(self, ok: bool, error: BaseException | None = None) -> None:
+    def attempt(self, error: str | None) -> None:
+        """One HTTP request (or one export call for exporters without one) ended."""
         with self._lock:
-            if ok:
-                self.successes += 1
+            self.attempts += 1
+            if error is None:
                 recovered, self._failing = self._failing, False
                 if recovered:
                     logger.info("%s export to %s recovered", self.signal, self.target)
                 return
             self.failures += 1
+            self.last_error = error
             first, self._failing = not self._failing, True
-            count = self.failures
         if first:
-            reason = f": {type(error).__name__}" if error else ""
             logger.warning(
-                "%s export to %s failed%s (failure #%d; further failures are counted, "
-                "not logged, until it recovers)",
+                "%s export to %s failed: %s (further failures are counted, not logged, until it recovers)",
                 self.signal,
                 self.target,
-                reason,
-                count,
+                error,
             )
 
+    def sending(self, items: int) -> None:
+        with self._lock:
+            self.in_flight += items
+
+    def sent(self, items: int, ok: bool) -> None:
+        with self._lock:
+            self.in_flight -= items
+            counted = min(items, self._written_off)  # already counted by write_off()
+            self._written_off -= counted
+            if ok:
+                self.delivered += items
+                self.not_delivered -= counted
+            else:
+                self.not_delivered += items - counted
+
+    def write_off(self) -> int:
+        """The deadline passed: count what is queued or in flight as not delivered (an
+        export that still ends later corrects it) and return how many items that is."""
+        with self._lock:
+            lost = max(self.queued - self.delivered - self.not_delivered, self.in_flight, 0)
+            self.not_delivered += lost
+            self._written_off = self.in_flight
+            return lost
+
     def __repr__(self) -> str:
-        return f"ExportHealth({self.signal} -> {self.target}: {self.failures} failed)"
+        return f"ExportHealth({self.signal} -> {self.target}: {self.failures} failed attempts)"
+
+
+class CountingSession(requests.Session):
+    """The exporter's HTTP session: each request, retries included, reports to the health."""
+
+    def __init__(self, health: ExportHealth) -> None:
+        super().__init__()
+        self._health = health
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except Exception as exc:
+            self._health.attempt(failure_reason(exc))
+            raise
+        code = response.status_code
+        self._health.attempt(None if code < 400 else f"HTTP {code}")
+        return response
+
+
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """Counts the spans it queues, so a cut-short flush can say how many never left."""
+
+    def __init__(self, exporter: SpanExporter, health: ExportHealth) -> None:
+        super().__init__(exporter)
+        self._health = health
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            self._health.queued += 1
+        super().on_end(span)
 
 
 class ReportingSpanExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, health: ExportHealth) -> None:
+    def __init__(self, inner: SpanExporter, health: ExportHealth, *, http: bool = False) -> None:
         self._inner = inner
         self.health = health
+        self._http = http  # attempts are then counted by the CountingSession
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.health.sending(len(spans))
+        ok = False
         try:
             result = self._inner.export(spans)
+            ok = result is SpanExportResult.SUCCESS
         except Exception as exc:  # never into the agent
-            self.health.record(False, exc)
+            self.health.attempt(failure_reason(exc))
             return SpanExportResult.FAILURE
-        self.health.record(result is SpanExportResult.SUCCESS)
+        finally:
+            self.health.sent(len(spans), ok)
+        if not self._http:
+            self.health.attempt(None if ok else "export failed")
         return result
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -88,24 +173,41 @@ class ReportingSpanExporter(SpanExporter):
         self._inner.shutdown()
 
 
+def _points(metrics_data: MetricsData) -> int:
+    return sum(
+        len(m.data.data_points)
+        for rm in metrics_data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    )
+
+
 class ReportingMetricExporter(MetricExporter):
-    def __init__(self, inner: MetricExporter, health: ExportHealth) -> None:
+    def __init__(self, inner: MetricExporter, health: ExportHealth, *, http: bool = False) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self._inner = inner
         self.health = health
+        self._http = http
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        points = _points(metrics_data)
+        self.health.sending(points)
+        ok = False
         try:
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            ok = result is MetricExportResult.SUCCESS
         except Exception as exc:
-            self.health.record(False, exc)
+            self.health.attempt(failure_reason(exc))
             return MetricExportResult.FAILURE
-        self.health.record(result is MetricExportResult.SUCCESS)
+        finally:
+            self.health.sent(points, ok)
+        if not self._http:
+            self.health.attempt(None if ok else "export failed")
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from opentelemetry import metrics as metrics_api
@@ -25,7 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
@@ -34,6 +35,8 @@ from .backends import Destination, ExportPlan, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
 from .exporters import (
+    CountingBatchSpanProcessor,
+    CountingSession,
     ExportHealth,
     ReportingMetricExporter,
     ReportingSpanExporter,
@@ -47,7 +50,7 @@ from .spans import SpanIndex
 logger = logging.getLogger("otel_livekit")
 
 DEFAULT_SERVICE_NAME = "livekit-agent"
-DEFAULT_FLUSH_TIMEOUT = 5.0
+DEFAULT_FLUSH_TIMEOUT = 2.0
 ATTR_AGENT_NAME = "livekit.agent.name"
 ATTR_DEPLOYMENT_ENVIRONMENT = "deployment.environment.name"
 
@@ -75,6 +78,7 @@ class Telemetry:
         self.recorder = recorder
         self._jobs_hooked: set[str] = set()
         self._closed = False
+        self._stuck: list[threading.Thread] = []
         if self.enabled:
             atexit.register(self.shutdown)  # the providers' own exit hooks are off
 
@@ -84,28 +88,42 @@ class Telemetry:
 
     @property
     def export_failures(self) -> dict[str, int]:
-        """Failed export calls per signal since setup (0 when all went through)."""
+        """Failed export attempts per signal since setup, retries included, counted as
+        they happen (0 when all went through)."""
+        return self._per_signal(lambda h: h.failures)
+
+    @property
+    def not_delivered(self) -> dict[str, int]:
+        """Items (spans, metric points) per signal whose export failed or was cut off."""
+        return self._per_signal(lambda h: h.not_delivered)
+
+    def _per_signal(self, figure: Callable[[ExportHealth], int]) -> dict[str, int]:
         out: dict[str, int] = {}
         for h in self.health:
-            out[h.signal] = out.get(h.signal, 0) + h.failures
+            out[h.signal] = out.get(h.signal, 0) + figure(h)
         return out
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export what is buffered; returns within ``timeout`` seconds (default
         ``flush_timeout``) even if a backend hangs, and never raises."""
         budget = self.flush_timeout if timeout is None else timeout
-        return _bounded(self._flush_providers, budget, "flush", budget)
+        millis = int(budget * 1000)
+        return self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop the exporters within ``timeout`` seconds; a later
-        ``setup_tracing()`` builds anew."""
+        ``setup_tracing()`` builds anew. After a flush that the deadline cut short (its
+        export still stuck), it does not wait again: the job has already spent its budget."""
         global _current
         if self._closed:
             return
         self._closed = True
         session_hooks.uninstall()
         budget = self.flush_timeout if timeout is None else timeout
-        _bounded(self._shutdown_providers, budget, "shutdown")
+        if self._is_stuck():
+            budget = 0.0  # still started, so the exporters stop retrying
+        # each provider's shutdown exports what its processors/readers still hold
+        self._bounded("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
         with _lock:
             if _current is self:
                 _current = None
@@ -113,19 +131,52 @@ class Telemetry:
     def _providers(self) -> list[TracerProvider | MeterProvider]:
         return [p for p in (self.tracer_provider, self.meter_provider) if p is not None]
 
-    def _flush_providers(self, budget: float) -> bool:
-        deadline = time.monotonic() + budget
-        ok = True
-        for provider in self._providers():
-            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            ok = bool(provider.force_flush(left_ms)) and ok
-        return ok
+    def _is_stuck(self) -> bool:
+        return any(t.is_alive() for t in self._stuck)
 
-    def _shutdown_providers(self) -> bool:
-        # each provider's shutdown exports what its processors/readers still hold
-        for provider in self._providers():
-            provider.shutdown()
-        return True
+    def _bounded(self, what: str, budget: float, targets: Sequence[Callable[[], object]],
+                 quiet: bool = False) -> bool:  # fmt: skip
+        """Run each target on its own daemon thread, in parallel, and wait at most
+        ``budget`` seconds in all: an exporter stuck in its own retry loop must not hold
+        the agent's shutdown, nor one hung backend starve the other signal. When the
+        deadline cuts it short, one log line says what was not delivered and why."""
+        if what == "flush" and self._is_stuck():
+            self._report_cut(what, budget, "an earlier export is still stuck")
+            return False
+        results: list[bool] = []
+
+        def run(fn: Callable[[], object]) -> None:
+            try:
+                results.append(fn() is not False)
+            except Exception as exc:  # e.g. the SDK's own flush timeout: not a crash
+                logger.debug("telemetry %s: %s", what, exc)
+                results.append(False)
+
+        threads = [threading.Thread(target=run, args=(fn,), name=f"otel_livekit-{what}", daemon=True)
+                   for fn in targets]  # fmt: skip
+        deadline = time.monotonic() + budget
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._stuck = [t for t in threads if t.is_alive()]
+        if self._stuck:
+            if not quiet:
+                self._report_cut(what, budget)
+            return False
+        return all(results)
+
+    def _report_cut(self, what: str, budget: float, why: str | None = None) -> None:
+        lost = []
+        for h in self.health:
+            pending = h.write_off()
+            if pending:
+                unit = "spans" if h.signal == "traces" else "points"
+                reason = why or h.last_error or "no answer yet"
+                lost.append(f"{h.signal}: about {pending} {unit} not delivered to {h.target} ({reason})")
+        if lost:
+            logger.warning("otel_livekit: telemetry %s cut short at its %.1f s deadline; %s",
+                           what, budget, "; ".join(lost))  # fmt: skip
 
     def _hook_job_shutdown(self) -> None:
         """Flush at job shutdown, once per job (a job process can be reused across jobs)."""
@@ -146,27 +197,6 @@ class Telemetry:
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
         return f"Telemetry(backend={self.backend!r}, {state}, export_failures={self.export_failures})"
-
-
-def _bounded(fn: Callable[..., bool], budget: float, what: str, *args: Any) -> bool:
-    """Run ``fn`` on a daemon thread and wait at most ``budget`` seconds: an exporter
-    stuck in its own retry loop must not hold the agent's shutdown."""
-    result: list[bool] = []
-
-    def run() -> None:
-        try:
-            result.append(fn(*args))
-        except Exception:
-            logger.warning("telemetry %s failed", what, exc_info=True)
-            result.append(False)
-
-    worker = threading.Thread(target=run, name=f"otel_livekit-{what}", daemon=True)
-    worker.start()
-    worker.join(budget)
-    if worker.is_alive():
-        logger.warning("telemetry %s did not finish within %.1fs; moving on", what, budget)
-        return False
-    return result[0]
 
 
 def _truthy(value: str | None) -> bool:
@@ -248,19 +278,18 @@ def _compact_span(span: ReadableSpan) -> str:
 def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcessor | None:
     if plan.traces is None:
         return None
-    if plan.traces == "console":
-        exporter: Any = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
-        target = "stderr"
-    else:
-        exporter = _otlp_span_exporter(plan.traces)
-        target = exporter._endpoint
-    h = ExportHealth("traces", f"{plan.backend} ({target})")
+    h = ExportHealth("traces", f"{plan.backend} (stderr)")
     health.append(h)
-    return BatchSpanProcessor(ReportingSpanExporter(exporter, h))
-
-
-def _otlp_span_exporter(dest: Destination) -> OTLPSpanExporter:
-    return OTLPSpanExporter(endpoint=dest.endpoint, headers=dest.revealed_headers())
+    http = plan.traces != "console"
+    if isinstance(plan.traces, Destination):
+        exporter: Any = OTLPSpanExporter(
+            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(),
+            session=CountingSession(h),
+        )  # fmt: skip
+        h.target = f"{plan.backend} ({exporter._endpoint})"
+    else:
+        exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
+    return CountingBatchSpanProcessor(ReportingSpanExporter(exporter, h, http=http), h)
 
 
 _DELTA: dict[type, AggregationTemporality] = {
@@ -278,15 +307,17 @@ def _metric_reader(
     temporality: dict[type, AggregationTemporality] | None = None
     if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):
         temporality = dict(_DELTA)
+    h = ExportHealth("metrics", plan.backend)
+    health.append(h)
     exporter = OTLPMetricExporter(
         endpoint=plan.metrics.endpoint,
         headers=plan.metrics.revealed_headers(),
         preferred_temporality=temporality,
+        session=CountingSession(h),
     )
-    h = ExportHealth("metrics", f"{plan.backend} ({exporter._endpoint})")
-    health.append(h)
+    h.target = f"{plan.backend} ({exporter._endpoint})"
     # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
-    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
+    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h, http=True))
 
 
 def setup_tracing(

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from conftest import LANGFUSE_PUBLIC, LANGFUSE_SECRET
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from servers import NginxBasicAuth, PhoenixServer
 
 from otel_livekit import setup_tracing
@@ -90,12 +92,14 @@ def test_langfuse_wrong_secret_is_reported_once_and_never_raised(
 ) -> None:
     project = f"langfuse-bad-{uuid.uuid4().hex[:6]}"
     caplog.set_level(logging.DEBUG)
+    everything = InMemorySpanExporter()
     t = setup_tracing(
         "langfuse",
         langfuse_public_key=LANGFUSE_PUBLIC,
         langfuse_secret_key="sk-wrong-secret",
         langfuse_host=langfuse_front.base_url,
         resource_attributes={"openinference.project.name": project},
+        span_processors=[SimpleSpanProcessor(everything)],
     )
     run = asyncio.run(run_offline_session(text_turns=("hello", "bye"), audio_turns=0))
     assert run.assistant_messages == 2  # the agent did its job regardless
@@ -106,6 +110,7 @@ def test_langfuse_wrong_secret_is_reported_once_and_never_raised(
     assert t.export_failures["traces"] >= 2
     warnings = [r for r in caplog.records if r.name == "otel_livekit" and "failed" in r.getMessage()]
     assert len(warnings) == 1
-    assert "401" in caplog.text or "traces export" in warnings[0].getMessage()
+    assert "failed: HTTP 401" in warnings[0].getMessage()
+    assert t.not_delivered["traces"] == len(everything.get_finished_spans())
     assert "sk-wrong-secret" not in caplog.text
     assert phoenix.fetch_spans(project) == []

@@ -283,7 +283,16 @@ def test_bad_values_are_never_recorded(bad: float) -> None:
         for pt in pts:
             v = pt.sum if hasattr(pt, "sum") and not hasattr(pt, "value") else pt.value
             assert math.isfinite(v) and v >= 0, name
-    assert p.count("voice_agent.turn.latency") == 0
+    # dropped, not clamped: a clamped value would still be a sample (count 1, sum 0)
+    for name in ("gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk",
+                 "voice_agent.llm.tokens_per_second", "voice_agent.tts.ttfb",
+                 "voice_agent.tts.duration", "voice_agent.turn.transcription_delay",
+                 "voice_agent.turn.on_user_turn_completed_delay", "voice_agent.turn.latency",
+                 "voice_agent.turn.end_of_utterance_delay"):  # fmt: skip
+        assert p.count(name) == 0, name
+    assert "voice_agent.tts.audio.duration" not in p.names()
+    # the event's valid values still count
+    assert p.value("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}) == 100
 
 
 def test_unknown_event_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:

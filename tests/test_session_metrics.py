@@ -4,6 +4,7 @@ token counts: exact values for every catalogue instrument, and the span attribut
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from livekit.agents.metrics.base import (
     AvatarMetrics,
     DecisionMetrics,
     EOTInferenceMetrics,
+    EOUMetrics,
     InterruptionMetrics,
     LLMMetrics,
     Metadata,
@@ -116,11 +118,12 @@ def run_recorded(**kw: Any) -> Recorded:
         sessions.append(session)
         rtc.EventEmitter.on(session, "metrics_collected", lambda ev: events.append(ev.metrics))  # type: ignore[arg-type]
 
-    run = asyncio.run(run_offline_session(
-        llm_=OfflineLLM(ttft=LLM_TTFT, prompt_tokens=PROMPT, completion_tokens=COMPLETION,
-                        cached_tokens=CACHED),
-        tts_=OfflineTTS(ttfb=TTS_TTFB), before_start=before_start, **kw,
-    ))  # fmt: skip
+    kw.setdefault(
+        "llm_",
+        OfflineLLM(ttft=LLM_TTFT, prompt_tokens=PROMPT, completion_tokens=COMPLETION, cached_tokens=CACHED),
+    )
+    kw.setdefault("tts_", OfflineTTS(ttfb=TTS_TTFB))
+    run = asyncio.run(run_offline_session(before_start=before_start, **kw))  # fmt: skip
     data = reader.get_metrics_data()  # one collection: it carries the exemplars
     inst = instrumentation_of(sessions[0])
     assert inst is not None and inst.summary is not None
@@ -222,7 +225,13 @@ def test_token_totals_equal_tokens_emitted_and_session_usage(rich: Recorded) -> 
 def test_session_summary_matches_usage_and_cost(rich: Recorded) -> None:
     s = rich.summary
     assert s.close_reason == "user_initiated"
-    assert s.usage == [u.model_dump() for u in rich.usage]
+    # the summary's usage is what the plugins reported, model by model
+    llm_events, tts_events = emitted(rich, LLMMetrics), emitted(rich, TTSMetrics)
+    (llm_u,) = [u for u in s.usage if u["type"] == "llm_usage" and u["model"] == "fake-gpt"]
+    assert llm_u["input_tokens"] == sum(m.prompt_tokens for m in llm_events)
+    assert llm_u["output_tokens"] == sum(m.completion_tokens for m in llm_events)
+    (tts_u,) = [u for u in s.usage if u["type"] == "tts_usage"]
+    assert tts_u["characters_count"] == sum(m.characters_count for m in tts_events)
     assert s.agent_turns == rich.run.assistant_messages
     assert s.interruptions == 2  # the interrupted say() + the false interruption
     # the summary's cost (from session.usage) equals what the cost counter added up
@@ -308,46 +317,55 @@ def test_span_attributes(rich: Recorded) -> None:
     assert user_turn.attributes["voice_agent.stt.streamed"] is True
 
 
-def check_turn_breakdown(rec: Recorded, expected_turns: int, audio_turns: int) -> None:
+def expected_turn(rec: Recorded, speech_id: str) -> tuple[float | None, float, float]:
+    """That speech id's own EOU delay, LLM TTFT and TTS TTFB, from the events LiveKit
+    emitted: the LLM request is the last one before the turn's first audio (a tool call's
+    request comes first), the TTS one is the turn's first."""
+    eou = [m for m in emitted(rec, EOUMetrics) if m.speech_id == speech_id]
+    first_tts = next(i for i, m in enumerate(rec.events)
+                     if isinstance(m, TTSMetrics) and m.speech_id == speech_id)  # fmt: skip
+    llm = [m for m in rec.events[:first_tts] if isinstance(m, LLMMetrics) and m.speech_id == speech_id]
+    return (eou[0].end_of_utterance_delay if eou else None), llm[-1].ttft, rec.events[first_tts].ttfb
+
+
+def check_turn_breakdown(rec: Recorded, expected_turns: int, audio_turns: int) -> list[float]:
+    """Each turn's parts equal that turn's own events; the histograms hold exactly those."""
     turns = [s for s in spans_named(rec, "agent_turn")
              if "voice_agent.turn.latency" in (s.attributes or {})]  # fmt: skip
     assert len(turns) == expected_turns
     p = rec.points
-    totals = []
+    totals, eous, ttfts, ttfbs = [], [], [], []
     for span in turns:
         a = span.attributes or {}
-        parts = (a.get("voice_agent.turn.end_of_utterance_delay", 0.0)
-                 + a["voice_agent.turn.llm_ttft"] + a["voice_agent.turn.tts_ttfb"])  # fmt: skip
-        assert a["voice_agent.turn.latency"] == pytest.approx(parts, abs=0.001)
-        assert LLM_TTFT < a["voice_agent.turn.llm_ttft"] < 0.25
-        assert TTS_TTFB < a["voice_agent.turn.tts_ttfb"] < 0.15
-        totals.append(a["voice_agent.turn.latency"])
-        if "voice_agent.turn.end_of_utterance_delay" in a:  # an audio turn: e2e and remainder
-            assert a["voice_agent.turn.remainder"] == pytest.approx(a["lk.e2e_latency"] - parts, abs=0.001)
+        eou, ttft, ttfb = expected_turn(rec, str(a["lk.speech_id"]))
+        assert a.get("voice_agent.turn.end_of_utterance_delay") == eou
+        assert a["voice_agent.turn.llm_ttft"] == ttft
+        assert a["voice_agent.turn.tts_ttfb"] == ttfb
+        total = (eou or 0.0) + ttft + ttfb
+        assert a["voice_agent.turn.latency"] == pytest.approx(total, abs=1e-9)
+        totals.append(total)
+        ttfts.append(ttft)
+        ttfbs.append(ttfb)
+        if eou is not None:  # an audio turn: LiveKit's e2e and the remainder
+            eous.append(eou)
+            assert a["voice_agent.turn.remainder"] == pytest.approx(a["lk.e2e_latency"] - total, abs=1e-9)
     latency = p.matching("voice_agent.turn.latency")
     assert sum(pt.count for pt in latency) == expected_turns
-    assert sum(pt.sum for pt in latency) == pytest.approx(sum(totals), abs=0.001)
+    assert sum(pt.sum for pt in latency) == pytest.approx(sum(totals), abs=1e-9)
     audio = p.one("voice_agent.turn.latency", **{"voice_agent.turn.input": "audio"})
-    assert audio.count == audio_turns
-    # the components add up to the total, histogram by histogram
-    parts_sum = (
-        p.value("voice_agent.turn.end_of_utterance_delay")
-        + p.value("voice_agent.turn.llm_ttft")
-        + p.value("voice_agent.turn.tts_ttfb")
-    )
-    assert parts_sum == pytest.approx(sum(totals), abs=0.001 * expected_turns)
-    for pt in p.matching("voice_agent.turn.llm_ttft"):
-        assert_in_bucket(pt, 0.2, 0.25)
-    for pt in p.matching("voice_agent.turn.tts_ttfb"):
-        assert_in_bucket(pt, 0.1, 0.15)
+    assert audio.count == audio_turns == len(eous)
+    assert p.value("voice_agent.turn.end_of_utterance_delay") == pytest.approx(sum(eous), abs=1e-9)
+    assert p.value("voice_agent.turn.llm_ttft") == pytest.approx(sum(ttfts), abs=1e-9)
+    assert p.value("voice_agent.turn.tts_ttfb") == pytest.approx(sum(ttfbs), abs=1e-9)
     e2e = p.one("voice_agent.turn.e2e_latency")
     assert e2e.count == audio_turns
     remainder = p.one("voice_agent.turn.remainder")
     assert remainder.count == audio_turns
     assert e2e.sum == pytest.approx(
         remainder.sum + p.value("voice_agent.turn.latency", **{"voice_agent.turn.input": "audio"}),
-        abs=0.001 * audio_turns,
+        abs=1e-6,
     )
+    return ttfts
 
 
 def test_batch_stt_request_duration(batch_stt: Recorded) -> None:
@@ -362,11 +380,41 @@ def test_batch_stt_request_duration(batch_stt: Recorded) -> None:
 
 def test_turn_breakdown_in_the_rich_session(rich: Recorded) -> None:
     check_turn_breakdown(rich, expected_turns=4, audio_turns=1)
+    for pt in rich.points.matching("voice_agent.turn.llm_ttft"):
+        assert_in_bucket(pt, 0.2, 0.25)
+    for pt in rich.points.matching("voice_agent.turn.tts_ttfb"):
+        assert_in_bucket(pt, 0.1, 0.15)
+
+
+class VaryingLLM(OfflineLLM):
+    """Each request waits the next of ``ttfts`` before its first token."""
+
+    def __init__(self, ttfts: list[float]) -> None:
+        super().__init__(ttft=ttfts[0], prompt_tokens=PROMPT, completion_tokens=COMPLETION)
+        self._ttfts = itertools.cycle(ttfts)
+
+    def chat(self, **kw: Any) -> Any:
+        self.ttft = next(self._ttfts)
+        return super().chat(**kw)
+
+
+class VaryingTTS(OfflineTTS):
+    def __init__(self, ttfbs: list[float]) -> None:
+        super().__init__(ttfb=ttfbs[0])
+        self._ttfbs = itertools.cycle(ttfbs)
+
+    def synthesize(self, text: str, **kw: Any) -> Any:
+        self.ttfb = next(self._ttfbs)
+        return super().synthesize(text, **kw)
 
 
 def test_ten_turn_session_breakdown() -> None:
-    rec = run_recorded(text_turns=("hello",) * 8, audio_turns=2)
-    check_turn_breakdown(rec, expected_turns=10, audio_turns=2)
+    """Turns of different latencies: each turn's parts are its own, not a neighbour's."""
+    rec = run_recorded(text_turns=("hello",) * 8, audio_turns=2,
+                       llm_=VaryingLLM([0.05, 0.31, 0.12, 0.22, 0.08, 0.4, 0.17]),
+                       tts_=VaryingTTS([0.03, 0.19, 0.07, 0.26, 0.11]))  # fmt: skip
+    ttfts = check_turn_breakdown(rec, expected_turns=10, audio_turns=2)
+    assert max(ttfts) - min(ttfts) > 0.2  # the turns really differ
     # exemplars tie turn histogram samples to their agent_turn spans
     turn_ids = {s.context.span_id for s in spans_named(rec, "agent_turn")}
     exemplars = [e for pt in rec.points.matching("voice_agent.turn.latency") for e in pt.exemplars]

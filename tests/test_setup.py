@@ -13,7 +13,6 @@ from otlp_receiver import OtlpReceiver
 
 import otel_livekit
 from otel_livekit import ConfigurationError, setup_tracing
-from otel_livekit.buckets import LATENCY_SECONDS
 from otel_livekit.offline import run_offline_session
 
 
@@ -180,7 +179,13 @@ def test_livekit_metrics_lose_per_call_labels_and_get_voice_buckets() -> None:
     assert "gen_ai.execute_tool.duration" not in seen  # no tool call in these turns
     (invoke,) = seen["gen_ai.invoke_agent.duration"]
     assert isinstance(invoke, HistogramDataPoint)
-    assert tuple(invoke.explicit_bounds) == LATENCY_SECONDS
+    # LiveKit stamps job/room/agent ids on every measurement: none survive, one series left
+    assert not {"job_id", "room_id", "agent_id", "room_name"} & set(invoke.attributes or {})
+    assert set(invoke.attributes or {}) <= {"gen_ai.agent.name", "gen_ai.operation.name"}
+    # 10 ms .. 10 s, dense below a second (the SDK default would start 0, 5, 10, 25 ...)
+    bounds = tuple(invoke.explicit_bounds)
+    assert bounds[:6] == (0.01, 0.025, 0.05, 0.075, 0.1, 0.15) and bounds[-1] == 10.0
+    assert len([b for b in bounds if b < 1.0]) == 13
     assert invoke.count == 2  # one text turn, one audio turn
 
 
@@ -218,18 +223,3 @@ def test_metadata_and_allow_pii_reach_livekit(allow_pii: bool) -> None:
     content = {k for s in spans for k in (s.attributes or {})
                if k.startswith("lk.pii.") or k == "gen_ai.input.messages"}  # fmt: skip
     assert bool(content) is allow_pii, content
-
-
-def test_flush_and_shutdown_are_bounded_with_a_hung_backend() -> None:
-    """A backend that accepts the connection and never answers must not hold the job's
-    shutdown (LiveKit allows 10 s): flush and shutdown return within their budget."""
-    import time
-
-    with OtlpReceiver(hang=20) as rx:
-        t = setup_tracing("otlp", endpoint=rx.url, flush_timeout=1.0)
-        emit_one_span()
-        started = time.monotonic()
-        assert t.force_flush() is False
-        t.shutdown()
-        assert time.monotonic() - started < 2.5
-        assert rx.requests  # the export was attempted
