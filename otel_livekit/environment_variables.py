@@ -37,8 +37,8 @@ OTEL_LIVEKIT_ALLOW_PII = "OTEL_LIVEKIT_ALLOW_PII"
 ``allow_pii``). Default: LiveKit's own default (``LIVEKIT_TELEMETRY_ALLOW_PII``, else true)."""
 
 OTEL_LIVEKIT_FLUSH_TIMEOUT = "OTEL_LIVEKIT_FLUSH_TIMEOUT"
-"""Seconds the job-shutdown flush may take, kept well inside LiveKit's 10 s shutdown
-window. Default: 5."""
+"""The one deadline, in seconds, for everything telemetry does at job end and at exit (the
+job's flush, shutdown, atexit together), a fifth of LiveKit's 10 s shutdown window. Default: 2."""
 
 # --- vendor variables used by the backend presets ----------------------------------------
 LANGFUSE_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
