@@ -7,11 +7,20 @@ the README table and the dashboards all derive from ``CATALOGUE``.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
+from opentelemetry.context import Context, get_current
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from . import semconv as sc
 from .buckets import (
@@ -23,6 +32,8 @@ from .buckets import (
     SESSION_SECONDS,
     TOKENS_PER_SECOND,
 )
+
+logger = logging.getLogger("otel_livekit")
 
 METER_NAME = "otel_livekit"
 
@@ -177,31 +188,165 @@ def views() -> list[View]:
     return [spec.view() for spec in CATALOGUE]
 
 
+class Sum:
+    """A counter summed in-process and read by the SDK at collection time.
+
+    The recorder adds on the agent's event loop; a synchronous OTel counter would run the
+    SDK's measurement pipeline (attribute cleaning, hashing, exemplar offer) on every add.
+    Here an add is a dict update, and the SDK sees one observation per series per export,
+    on its own thread. Exported exactly like a counter (a monotonic Sum, ``_total`` in
+    Prometheus), or an up-down counter for ``monotonic=False``.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, attributes: Attributes = None) -> None:
+        key = tuple(attributes.items()) if attributes else ()
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            values = list(self._values.items())
+        merged: dict[tuple[tuple[str, AttributeValue], ...], float] = {}
+        for key, value in values:  # the same attributes added in another key order
+            canonical = tuple(sorted(key))
+            merged[canonical] = merged.get(canonical, 0) + value
+        return [Observation(value, dict(key)) for key, value in merged.items()]
+
+
+class PendingSamples:
+    """Histogram samples waiting to be aggregated, off the agent's event loop.
+
+    Recording a sample through the SDK costs microseconds of attribute cleaning, hashing
+    and bucketing; on the event loop the recorder only appends to this bounded queue. A
+    background thread aggregates every ``interval`` seconds, and every collection drains
+    it first (a callback of the catalogue's observable counters), so readers and exporters
+    never miss a sample recorded before they collect. When full, new samples are dropped
+    and counted, never blocking the agent.
+    """
+
+    def __init__(self, max_items: int = 100_000, interval: float = 0.25) -> None:
+        self._queue: deque[tuple[Histogram, float, Attributes, Context]] = deque()
+        self.max_items = max_items
+        self.interval = interval
+        self.dropped = 0
+        _DRAINER.watch(self)
+
+    def put(self, histogram: Histogram, value: float, attributes: Attributes, context: Context) -> None:
+        if len(self._queue) >= self.max_items:
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning("otel_livekit: histogram samples arrive faster than they are "
+                               "aggregated; dropping (counted in PendingSamples.dropped)")  # fmt: skip
+            return
+        self._queue.append((histogram, value, attributes, context))
+        if not _DRAINER.running:
+            _DRAINER.start()
+
+    def drain(self, options: CallbackOptions | None = None) -> Iterable[Observation]:
+        """Aggregate everything queued (safe from any thread; each sample once)."""
+        pop = self._queue.popleft
+        while True:
+            try:
+                histogram, value, attributes, context = pop()
+            except IndexError:
+                return ()
+            try:
+                histogram.record(value, attributes, context=context)
+            except Exception:  # a bad sample must not stop the others
+                logger.debug("otel_livekit: dropped a histogram sample", exc_info=True)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class _Drainer:
+    """One daemon thread per process aggregates every live PendingSamples."""
+
+    def __init__(self) -> None:
+        self._queues: weakref.WeakSet[PendingSamples] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.running = False
+        os.register_at_fork(after_in_child=self._forked)
+
+    def watch(self, pending: PendingSamples) -> None:
+        with self._lock:
+            self._queues.add(pending)
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self.running = True
+        threading.Thread(target=self._run, name="otel_livekit-aggregate", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                queues = list(self._queues)
+            interval = min((q.interval for q in queues), default=0.25)
+            for q in queues:
+                q.drain()
+            del queues
+            time.sleep(interval)
+
+    def _forked(self) -> None:  # the thread did not survive the fork
+        self.running = False
+        self._lock = threading.Lock()
+
+
+_DRAINER = _Drainer()
+
+
+class _DeferredHistogram:
+    """What the recorder records into: the sample goes to PendingSamples."""
+
+    def __init__(self, histogram: Histogram, pending: PendingSamples) -> None:
+        self._histogram = histogram
+        self._pending = pending
+
+    def record(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
+        self._pending.put(self._histogram, amount, attributes, context or get_current())
+
+
 class Instruments:
-    """One OTel instrument per catalogue row, created from a meter."""
+    """One OTel instrument per catalogue row, created from a meter: histogram samples are
+    aggregated off the event loop (:class:`PendingSamples`), counters are :class:`Sum`
+    behind an observable counter."""
 
     def __init__(self, meter: Meter) -> None:
         self._by_name: dict[str, Any] = {}
+        self.pending = PendingSamples()
         for spec in CATALOGUE:
             if spec.kind == "histogram":
-                inst: Any = meter.create_histogram(
+                histogram = meter.create_histogram(
                     spec.name,
                     unit=spec.unit,
                     description=spec.description,
                     explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
                 )
-            elif spec.kind == "counter":
-                inst = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+                inst: Any = _DeferredHistogram(histogram, self.pending)
             else:
-                inst = meter.create_up_down_counter(spec.name, unit=spec.unit, description=spec.description)
+                inst = Sum()
+                create = (
+                    meter.create_observable_counter
+                    if spec.kind == "counter"
+                    else meter.create_observable_up_down_counter
+                )
+                # the drain runs first: every sample queued before a collection is in it
+                create(spec.name, callbacks=[self.pending.drain, inst.observe], unit=spec.unit,
+                       description=spec.description)  # fmt: skip
             self._by_name[spec.name] = inst
 
-    def histogram(self, name: str) -> Histogram:
-        inst: Histogram = self._by_name[name]
+    def histogram(self, name: str) -> _DeferredHistogram:
+        inst: _DeferredHistogram = self._by_name[name]
         return inst
 
-    def counter(self, name: str) -> Counter | UpDownCounter:
-        inst: Counter | UpDownCounter = self._by_name[name]
+    def counter(self, name: str) -> Sum:
+        inst: Sum = self._by_name[name]
         return inst
 
 

@@ -7,6 +7,7 @@ One small handler per event type. Values are checked the way LiveKit documents t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -25,11 +26,12 @@ from livekit.agents.metrics.base import (
     VADMetrics,
 )
 from opentelemetry import trace
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from . import semconv as sc
-from .catalogue import Instruments
+from .catalogue import CATALOGUE, Instruments
 from .pricing import PriceTable, normalize_provider
 from .spans import SpanIndex
 from .turns import TurnState, TurnTracker
@@ -55,12 +57,25 @@ def valid(value: object) -> bool:
 
 
 def _model(metadata: Any) -> Attrs:
-    provider = getattr(metadata, "model_provider", None)
-    model = getattr(metadata, "model_name", None)
-    return {
-        sc.GEN_AI_PROVIDER_NAME: normalize_provider(provider),
-        sc.GEN_AI_REQUEST_MODEL: model or "unknown",
-    }
+    return dict(
+        _model_items(getattr(metadata, "model_provider", None), getattr(metadata, "model_name", None))
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _model_items(provider: str | None, model: str | None) -> tuple[tuple[str, str], ...]:
+    return (
+        (sc.GEN_AI_PROVIDER_NAME, normalize_provider(provider)),
+        (sc.GEN_AI_REQUEST_MODEL, model or "unknown"),
+    )
+
+
+_EXEMPLARS = frozenset(spec.name for spec in CATALOGUE if spec.kind == "histogram" and spec.unit == "s")
+"""Latency histograms carry exemplars (a slow turn links to its trace); token and count
+histograms don't, which spares the SDK's exemplar reservoir on every other sample."""
+
+_NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
+"""Not empty (the SDK would take the current context instead), and no sampled span in it."""
 
 
 class _Once:
@@ -101,9 +116,12 @@ class Recorder:
     def hist(self, name: str, value: object, attrs: Attrs | None = None, span: Span | None = None) -> None:
         if not valid(value):
             return
-        # the span, when known, makes the exemplar point at the turn/request, not the session
-        ctx = trace.set_span_in_context(span) if span is not None else None
-        self.instruments.histogram(name).record(value, attrs or {}, context=ctx)  # type: ignore[arg-type]
+        if name in _EXEMPLARS:
+            # the span, when known, makes the exemplar point at the turn/request, not the session
+            ctx = trace.set_span_in_context(span) if span is not None else get_current()
+        else:
+            ctx = _NO_EXEMPLAR
+        self.instruments.histogram(name).record(value, attrs, context=ctx)  # type: ignore[arg-type]
 
     def add(self, name: str, value: object, attrs: Attrs | None = None) -> None:
         if valid(value) and value:

@@ -1,0 +1,172 @@
+"""Per-event cost on the agent's event loop: otel_livekit's recorder against LiveKit's own
+``collect_usage`` for the same LLM/TTS/STT event mix.
+
+Each side runs in fresh processes, alternated (baseline, ours, baseline, ours, ...):
+- baseline: LiveKit's ``telemetry.otel_metrics.collect_usage`` on a plain SDK MeterProvider
+  (the global, no Views), as a user who sets one by hand gets it;
+- ours: ``Recorder.record`` with the MeterProvider ``setup_tracing("none")`` builds (every
+  catalogue instrument, the span index, prices), events carrying speech ids so the live
+  turn breakdown runs too. Its histogram samples are aggregated off the event loop: the
+  table gives the event-loop figure and, beside it, the whole recording work including
+  that aggregation (drained and timed on the same thread).
+Both record inside a sampled span, as LiveKit does, so exemplar handling is included.
+
+Run: .venv/bin/python bench/bench_event_cost.py [--rounds 5]
+Prints a Markdown table and writes bench/results/event_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PROVIDERS = [("api.openai.com", "gpt-4o-mini"), ("api.anthropic.com", "claude-haiku"),
+             ("api.groq.com", "llama-3.1-8b")]  # fmt: skip
+
+
+def events(turns: int) -> list[Any]:
+    """One LLM, one TTS and one STT event per turn, over a few providers/models."""
+    from livekit.agents.metrics.base import LLMMetrics, Metadata, STTMetrics, TTSMetrics
+
+    out: list[Any] = []
+    for i in range(turns):
+        provider, model = PROVIDERS[i % len(PROVIDERS)]
+        sid = f"speech_{i}"
+        out.append(
+            LLMMetrics(
+                label="l",
+                request_id=f"r{i}",
+                timestamp=0.0,
+                duration=0.4 + i % 7 * 0.01,
+                ttft=0.2,
+                cancelled=False,
+                completion_tokens=20,
+                prompt_tokens=400,
+                prompt_cached_tokens=100,
+                total_tokens=420,
+                tokens_per_second=50.0,
+                speech_id=sid,
+                metadata=Metadata(model_name=model, model_provider=provider),
+            )
+        )
+        out.append(
+            TTSMetrics(
+                label="t",
+                request_id=f"t{i}",
+                timestamp=0.0,
+                ttfb=0.1,
+                duration=0.3,
+                audio_duration=2.0,
+                cancelled=False,
+                characters_count=80,
+                streamed=False,
+                speech_id=sid,
+                metadata=Metadata(model_name="sonic-2", model_provider="cartesia"),
+            )
+        )
+        out.append(
+            STTMetrics(
+                label="s",
+                request_id=f"s{i}",
+                timestamp=0.0,
+                duration=0.0,
+                audio_duration=1.5,
+                streamed=True,
+                metadata=Metadata(model_name="nova-3", model_provider="deepgram"),
+            )
+        )
+    return out  # fmt: skip
+
+
+def child(side: str, turns: int) -> tuple[float, float]:
+    """(µs per event on the event loop, µs per event including aggregation)."""
+    from opentelemetry import trace
+
+    batch = events(turns)
+    settle: Any = lambda: None  # noqa: E731
+    if side == "baseline":
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        trace.set_tracer_provider(TracerProvider())
+        from livekit.agents.telemetry.otel_metrics import collect_usage
+
+        def run(ev: Any) -> None:
+            collect_usage(ev)
+    else:
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from otel_livekit import setup_tracing
+        from otel_livekit.turns import TurnTracker
+
+        t = setup_tracing("none", metric_readers=[InMemoryMetricReader()], instrument_sessions=False)
+        assert t.recorder is not None
+        record, turns_ = t.recorder.record, TurnTracker()
+        pending = t.recorder.instruments.pending
+        pending.interval = 3600.0  # the background aggregation waits: timed apart below
+        settle = pending.drain
+
+        def run(ev: Any) -> None:
+            record(ev, turns_)
+
+    tracer = trace.get_tracer("bench")
+    with tracer.start_as_current_span("agent_turn"):
+        for ev in batch[: len(batch) // 5]:  # warm-up: every series exists
+            run(ev)
+        settle()
+        best_loop = best_total = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for ev in batch:
+                run(ev)
+            t1 = time.perf_counter()
+            settle()
+            t2 = time.perf_counter()
+            best_loop, best_total = min(best_loop, t1 - t0), min(best_total, t2 - t0)
+    return best_loop / len(batch) * 1e6, best_total / len(batch) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--turns", type=int, default=3000)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.turns)))
+        return
+    runs: dict[str, list[list[float]]] = {"baseline": [], "ours": []}
+    for _ in range(args.rounds):
+        for side in runs:
+            out = subprocess.run([sys.executable, __file__, "--child", side, "--turns", str(args.turns)],
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+            runs[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = statistics.median(total for _, total in runs["baseline"])
+    loop = statistics.median(on_loop for on_loop, _ in runs["ours"])
+    total = statistics.median(total for _, total in runs["ours"])
+    print(f"python {sys.version.split()[0]}, {args.rounds} fresh processes per side, alternated, median")
+    print(
+        "| µs per metrics event, LLM/TTS/STT mix | LiveKit collect_usage (plain SDK) | otel_livekit | ratio |"
+    )
+    print("|---|---|---|---|")
+    print(f"| on the agent's event loop | {base:.1f} | {loop:.1f} | {loop / base:.2f}x |")
+    print(f"| all recording work, including aggregation off the loop | {base:.1f} | {total:.1f} | "
+          f"{total / base:.2f}x |")  # fmt: skip
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "event_cost.json").write_text(
+        json.dumps({"runs": runs, "on_loop_ratio": loop / base, "total_ratio": total / base}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
