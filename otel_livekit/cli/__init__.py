@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from . import environment_variables as ev
+from .. import environment_variables as ev
 
 
 @click.group()
@@ -28,9 +28,9 @@ def demo(backend: str | None, turns: int) -> None:
     os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "0")
     from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
-    from . import setup_tracing
-    from .catalogue import METER_NAME
-    from .offline import run_offline_session
+    from .. import setup_tracing
+    from ..catalogue import METER_NAME
+    from ..offline import run_offline_session
 
     reader = InMemoryMetricReader()
     telemetry = setup_tracing(
@@ -66,7 +66,7 @@ def demo(backend: str | None, turns: int) -> None:
 @main.command()
 def catalogue() -> None:
     """Print the metric catalogue as the README's Markdown table."""
-    from .catalogue import markdown_table
+    from ..catalogue import markdown_table
 
     click.echo(markdown_table(), nl=False)
 
