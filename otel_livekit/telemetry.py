@@ -29,9 +29,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
-from .backends import Destination, ExportPlan, resolve_plan
+from .backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
+from .export.file import FileMetricExporter, FileSpanExporter
 from .exporters import (
     ExportHealth,
     ReportingMetricExporter,
@@ -251,6 +252,9 @@ def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcess
     if plan.traces == "console":
         exporter: Any = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
         target = "stderr"
+    elif isinstance(plan.traces, FileTarget):
+        exporter = FileSpanExporter(plan.traces.path)
+        target = plan.traces.path
     else:
         exporter = _otlp_span_exporter(plan.traces)
         target = exporter._endpoint
@@ -275,6 +279,11 @@ def _metric_reader(
 ) -> MetricReader | None:
     if plan.metrics is None:
         return None
+    if isinstance(plan.metrics, FileTarget):
+        h = ExportHealth("metrics", f"file ({plan.metrics.path})")
+        health.append(h)
+        exporter: Any = FileMetricExporter(plan.metrics.path)
+        return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
     temporality: dict[type, AggregationTemporality] | None = None
     if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):
         temporality = dict(_DELTA)
