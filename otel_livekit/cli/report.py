@@ -13,6 +13,8 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
+import click
+
 from .tracefile import Call, TraceFile, Turn, read
 
 COMPONENTS: tuple[tuple[str, str, str], ...] = (
@@ -33,6 +35,16 @@ def write_report(source: str | Path, output: str | Path | None = None) -> Path:
     out = Path(output) if output else Path(source).with_suffix(".html")
     out.write_text(render(data, str(source)), encoding="utf-8")
     return out
+
+
+@click.command("report")
+@click.argument("trace_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the page (default: TRACE_FILE with .html).")
+def report_command(trace_file: str, output: str | None) -> None:
+    """Turn an OTLP/JSON-lines trace file into one self-contained HTML page."""
+    out = write_report(trace_file, output)
+    click.echo(str(out.resolve()))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
