@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .demo import demo
+from .doctor import doctor
 from .report import report_command
 
 
@@ -25,6 +26,7 @@ def catalogue() -> None:
 
 main.add_command(demo)
 main.add_command(report_command)
+main.add_command(doctor)
 
 
 if __name__ == "__main__":
