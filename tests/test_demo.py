@@ -212,7 +212,8 @@ def test_rendered_dom_shows_each_turns_latencies_from_the_file(page: Path, tmp_p
     parsed = _Values()
     parsed.feed(dom)
     traces = read_spans(page.with_suffix(".jsonl"))
-    sessions = sorted((next(s for s in spans if s["name"] == "agent_session") for spans in traces.values()), key=_start)
+    roots = (next(s for s in spans if s["name"] == "agent_session") for spans in traces.values())
+    sessions = sorted(roots, key=_start)
     expected: dict[tuple[int, int], dict[str, float]] = {}
     for call, root in enumerate(sessions, 1):
         spans = traces[root["traceId"]]
