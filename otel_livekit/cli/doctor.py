@@ -3,7 +3,7 @@ from, send one test span (and one metric point) the way the exporters would, and
 the answer. Secrets are never printed: keys and header values show as ``<set, N chars>``.
 
 Exit codes (the first failing check wins; warnings alone exit 0):
-  0 ok · 2 configuration error · 3 rejected credentials (401/403) · 4 wrong path (404)
+  0 ok · 2 configuration error · 3 rejected credentials (401/403) · 4 wrong path (404/405)
   5 connection refused / host unreachable · 6 timeout · 7 TLS error · 8 other failure
 """
 
@@ -179,6 +179,10 @@ def send(signal: str, url: str, body: bytes, headers: Mapping[str, str], timeout
         return Check(signal, shown, EXIT_NOT_FOUND, "HTTP 404: no such path",
                      f"the endpoint answers but not at this path: {signal} go to …/v1/{signal} on "
                      "an OTLP receiver; Langfuse, Phoenix and Jaeger take no metrics at all")  # fmt: skip
+    if status == 405:
+        return Check(signal, shown, EXIT_NOT_FOUND, "HTTP 405: this path takes no OTLP POST",
+                     f"the server has this path but not as an OTLP {signal} receiver: wrong path, or a "
+                     f"backend that takes no {signal}")  # fmt: skip
     if status == 415:
         return Check(signal, shown, EXIT_OTHER, "HTTP 415: unsupported media type",
                      "this endpoint takes no OTLP/HTTP protobuf (a gRPC port? a JSON-only API?)")  # fmt: skip
@@ -198,7 +202,7 @@ def _resource(plan: ExportPlan, env: Mapping[str, str]) -> Resource:
 def doctor(backend: str | None, timeout: float) -> None:
     """Check the configuration against the backend and explain what is wrong.
 
-    Exit codes: 0 ok, 2 configuration, 3 credentials (401/403), 4 path (404),
+    Exit codes: 0 ok, 2 configuration, 3 credentials (401/403), 4 path (404/405),
     5 connection refused/unreachable, 6 timeout, 7 TLS, 8 other.
     """
     sys.exit(diagnose(backend, timeout, os.environ))
