@@ -27,7 +27,8 @@ CLI = [str(Path(sys.executable).with_name("otel-livekit"))]  # the installed ent
 def cli_env(**extra: str) -> dict[str, str]:
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANGFUSE_", "PHOENIX_"))}
+    prefixes = ("OTEL_", "LANGFUSE_", "PHOENIX_", "LIVEKIT_TELEMETRY_ALLOW_PII")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(extra)
     return env
 
@@ -247,3 +248,43 @@ def test_page_makes_no_request(page: Path, tmp_path: Path) -> None:
         and e["params"].get("initiator") != "not an origin"  # chromium's own background fetches
     ]
     assert from_page == []
+
+
+# --- with a backend the demo sends there instead ------------------------------------------
+
+
+def test_demo_with_backend_phoenix_sends_the_calls_there(phoenix: Any, tmp_path: Path) -> None:
+    env = cli_env(PHOENIX_COLLECTOR_ENDPOINT=phoenix.base_url, PHOENIX_PROJECT_NAME="demo-to-phoenix")
+    proc = subprocess.run(
+        [*CLI, "demo", "--calls", "2", "--turns", "2", "--seed", "5", "--speed", "10",
+         "--backend", "phoenix"],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "backend phoenix" in proc.stdout and "report:" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no trace file, no page
+    spans = phoenix.spans("demo-to-phoenix", wait_for=40)
+    names = Counter(s["name"] for s in spans)
+    assert names["agent_session"] == 2
+    assert names["agent_turn"] == 4
+    assert names["user_turn"] == 4
+    # a remote backend gets no transcripts unless the user allows it
+    assert not any(k.startswith("lk.pii.") for s in spans for k in s["attributes"])
+
+
+def test_demo_with_backend_otlp_sends_traces_and_metrics(tmp_path: Path) -> None:
+    from otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as rx:
+        env = cli_env(OTEL_EXPORTER_OTLP_ENDPOINT=rx.url)
+        proc = subprocess.run(
+            [*CLI, "demo", "--calls", "1", "--turns", "2", "--seed", "5", "--speed", "10"],
+            capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "backend otlp" in proc.stdout  # inferred from OTEL_EXPORTER_OTLP_ENDPOINT
+        names = Counter(s.name for _, s in rx.spans())
+        assert (names["agent_session"], names["agent_turn"]) == (1, 2)
+        metrics = {m.name: m for _, m in rx.metrics()}
+        assert [p.as_int for p in metrics["voice_agent.sessions.started"].sum.data_points] == [1]
+        assert sum(p.count for p in metrics["voice_agent.turn.e2e_latency"].histogram.data_points) == 2
