@@ -188,7 +188,7 @@ def demo(
     )
     plans = plan_calls(calls, turns, seed)
     console.print(
-        f"{calls} simulated calls × {turns} turns, {concurrency} at a time, seed {seed}, "
+        f"{calls} simulated calls × {turns} turns, {min(concurrency, calls)} at a time, seed {seed}, "
         f"speed ×{speed:g} → backend [bold]{telemetry.backend}[/]"
         + (f" ({path})" if path else ""),
     )
@@ -236,7 +236,7 @@ def _summary(
     console.print(table)
     calls = Table(title="Calls", box=box.ASCII if plain else box.SIMPLE_HEAD)
     for col in ("call", "LLM", "TTS", "STT", "replies", "e2e p50"):
-        calls.add_column(col)
+        calls.add_column(col, overflow="fold")
     for plan, n in zip(plans, replies, strict=True):
         e2e = [s.values["e2e"] for s in stats.samples if s.call == plan.index and "e2e" in s.values]
         calls.add_row(
