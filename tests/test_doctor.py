@@ -101,14 +101,15 @@ def test_metrics_to_phoenix_which_takes_none_is_a_path_error(phoenix: PhoenixSer
 def test_closed_port_is_connection_refused_and_header_values_stay_hidden() -> None:
     port = free_port()  # nothing listens there
     env = {
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://user:pw-in-url@127.0.0.1:{port}/v1/traces",
         "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20tok-super-secret",
     }
     result = doctor(env, "--backend", "otlp")
     assert result.exit_code == EXIT_UNREACHABLE, result.output
     assert "FAIL traces: connection refused — nothing listens there" in result.output
-    assert "(env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; headers: authorization)" in result.output
-    assert_no_secret(result.output, "tok-super-secret")
+    assert f"traces   http://***@127.0.0.1:{port}/v1/traces  (env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; " \
+        "headers: authorization)" in result.output
+    assert_no_secret(result.output, "tok-super-secret", "pw-in-url")
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ class Check:
 def _masked(var: str, value: str) -> str:
     if any(m in var.upper() for m in _SECRET_MARKERS):
         return f"<set, {len(value)} chars>"
-    return value
+    return _safe_url(value) if "://" in value else value
 
 
 def _safe_url(url: str) -> str:
@@ -140,8 +140,16 @@ def _test_metric(resource: Resource) -> bytes:
     return encode_metrics(data).SerializeToString()
 
 
-def send(signal: str, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Check:
-    """POST one OTLP/protobuf request and turn the outcome into a diagnosis."""
+def send(
+    signal: str,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    verify: bool | str = True,
+) -> Check:
+    """POST one OTLP/protobuf request and turn the outcome into a diagnosis. ``verify`` is
+    the CA bundle the exporter would use (``OTEL_EXPORTER_OTLP_*CERTIFICATE``)."""
     shown = _safe_url(url)
     try:
         response = requests.post(
@@ -149,6 +157,7 @@ def send(signal: str, url: str, body: bytes, headers: Mapping[str, str], timeout
             data=body,
             headers={"Content-Type": "application/x-protobuf", **headers},
             timeout=timeout,
+            verify=verify,
         )
     except requests.exceptions.SSLError:
         return Check(signal, shown, EXIT_TLS, "TLS error",
@@ -262,7 +271,10 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
         headers = _headers(dest, signal, env)
         names = ", ".join(sorted(headers)) or "none"
         echo(f"{signal:<8} {_safe_url(url)}  ({_endpoint_source(dest, signal, env)}; headers: {names})")
-        check = send(signal, url, body, headers, timeout)
+        ca = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE") or env.get(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE"
+        )
+        check = send(signal, url, body, headers, timeout, ca or True)
         checks.append(check)
     for note in notes:
         echo(f"warning: {note}")
