@@ -288,3 +288,20 @@ def test_demo_with_backend_otlp_sends_traces_and_metrics(tmp_path: Path) -> None
         metrics = {m.name: m for _, m in rx.metrics()}
         assert [p.as_int for p in metrics["voice_agent.sessions.started"].sum.data_points] == [1]
         assert sum(p.count for p in metrics["voice_agent.turn.e2e_latency"].histogram.data_points) == 2
+
+
+def test_report_names_a_broken_line_and_handles_a_file_without_calls(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from otel_livekit.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"resourceSpans": []}\nnot json\n')
+    result = CliRunner().invoke(main, ["report", str(bad)])
+    assert result.exit_code == 1
+    assert "line 2 is not OTLP/JSON" in result.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"resourceSpans": []}\n')
+    result = CliRunner().invoke(main, ["report", str(empty)])
+    assert result.exit_code == 0, result.output
+    assert "No <code>agent_session</code> span in this file." in (tmp_path / "empty.html").read_text()

@@ -43,7 +43,10 @@ def write_report(source: str | Path, output: str | Path | None = None) -> Path:
               help="Where to write the page (default: TRACE_FILE with .html).")
 def report_command(trace_file: str, output: str | None) -> None:
     """Turn an OTLP/JSON-lines trace file into one self-contained HTML page."""
-    out = write_report(trace_file, output)
+    try:
+        out = write_report(trace_file, output)
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot read {trace_file}: {exc}") from None
     click.echo(str(out.resolve()))
 
 

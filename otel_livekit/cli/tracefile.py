@@ -161,7 +161,10 @@ def read(path: str | Path) -> TraceFile:
             if not line.strip():
                 continue
             lines += 1
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {lines} is not OTLP/JSON") from None
             for rs in obj.get("resourceSpans", []):
                 resource = _attrs(rs.get("resource", {}).get("attributes", []))
                 for ss in rs.get("scopeSpans", []):
