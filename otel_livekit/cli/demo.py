@@ -24,6 +24,7 @@ from rich.table import Table
 from .. import environment_variables as ev
 from .. import semconv as sc
 from ..backends import DEFAULT_BACKEND, infer_backend
+from ..errors import ConfigurationError
 from .report import percentile, write_report
 from .tracefile import ATTR_E2E, ATTR_EOU
 
@@ -156,6 +157,8 @@ def demo(
         allow_pii: bool | None = True  # a local file: keep what was said for the report
     else:
         os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "0")
+        # dashboards fill while the demo runs, not only at its end (the SDK default is 60 s)
+        os.environ.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "5000")
         allow_pii = None
 
     from .. import setup_tracing
@@ -179,13 +182,16 @@ def demo(
         progress.advance(task)
         progress.console.print(_turn_line(sample, stats, per_call[sample.call]), markup=False, soft_wrap=True)
 
-    telemetry = setup_tracing(
-        name,
-        service_name=os.environ.get(ev.OTEL_SERVICE_NAME) or "otel-livekit-demo",
-        allow_pii=allow_pii,
-        span_processors=[LiveTurns(on_turn)],
-        **cast(Any, options),
-    )
+    try:
+        telemetry = setup_tracing(
+            name,
+            service_name=os.environ.get(ev.OTEL_SERVICE_NAME) or "otel-livekit-demo",
+            allow_pii=allow_pii,
+            span_processors=[LiveTurns(on_turn)],
+            **cast(Any, options),
+        )
+    except ConfigurationError as exc:
+        raise click.ClickException(f"{exc} (otel-livekit doctor explains more)") from None
     plans = plan_calls(calls, turns, seed)
     console.print(
         f"{calls} simulated calls × {turns} turns, {min(concurrency, calls)} at a time, seed {seed}, "
