@@ -22,9 +22,11 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import (
+    Agent,
     AgentSession,
     APIConnectionError,
     APIConnectOptions,
+    function_tool,
     llm,
     stt,
     tts,
@@ -34,7 +36,6 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
 from .offline import (
-    OfflineAgent,
     OfflineAudioInput,
     OfflineAudioOutput,
     OfflineLLM,
@@ -373,6 +374,32 @@ class SimAudioInput(OfflineAudioInput):
             await asyncio.sleep(pace)
 
 
+TOOL_LATENCY = Latency(0.25, 0.4)
+"""A weather API round trip."""
+
+
+class SimAgent(Agent):
+    """The caller's agent: one tool, ``lookup_weather``, that takes an API's time."""
+
+    def __init__(self, rng: random.Random) -> None:
+        tools = [self._weather_tool(rng)]
+        super().__init__(instructions="You are a helpful order-support agent.", tools=tools)
+
+    @staticmethod
+    def _weather_tool(rng: random.Random) -> Any:
+        @function_tool
+        async def lookup_weather(location: str) -> str:
+            """Look up the weather.
+
+            Args:
+                location: the city
+            """
+            await asyncio.sleep(TOOL_LATENCY.draw(rng))
+            return f"sunny in {location}"
+
+        return lookup_weather
+
+
 @dataclass
 class CallResult:
     plan: CallPlan
@@ -430,7 +457,7 @@ async def run_call(
 
     session.on("conversation_item_added", on_item)
     session.on("error", on_error)
-    await session.start(OfflineAgent())
+    await session.start(SimAgent(rng))
     for turn, line in enumerate(plan.lines):
         if turn == plan.error_turn:
             sim_llm.fail_request = sim_llm.requests + 1

@@ -126,6 +126,17 @@ def test_report_command_builds_the_page(demo_run: tuple[Path, Any], tmp_path: Pa
     page = out.read_text()
     assert page.count('<li class="turn"') == CALLS * TURNS
     assert page.count('<section class="call"') == CALLS
+    # the tool turn's remainder names what it holds: the tool-calling LLM request and the tool
+    for spans in read_spans(path).values():
+        tools = [s for s in spans if s["name"] == "function_tool"]
+        if not tools:
+            continue
+        requests = sorted((s for s in spans if s["name"] == "llm_request"
+                           and s["parentSpanId"] in {n["spanId"] for n in spans if n["name"] == "llm_node"}
+                           and _start(s) < _start(tools[0])), key=_start)  # fmt: skip
+        deciding = requests[-1]["attrs"]["gen_ai.response.time_to_first_chunk"]
+        took = (int(tools[0]["endTimeUnixNano"]) - _start(tools[0])) / 1e9
+        assert f"of the remainder: LLM TTFT of the tool call {deciding:.3f}s, tools {took:.3f}s" in page
 
 
 # --- the page in a real browser ------------------------------------------------------------

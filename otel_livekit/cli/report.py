@@ -320,6 +320,12 @@ def _turn(call_number: int, t: Turn, scale: float) -> str:
         for key in ("eou", "transcription", "llm_ttft", "tts_ttfb", "remainder", "e2e")
         if (v := _value(t, key)) is not None
     )
+    if t.tools and t.remainder is not None:
+        spent = sum(x.seconds for x in t.tools)
+        owned = f"tools {spent:.3f}s"
+        if t.tool_call_ttft is not None:
+            owned = f"LLM TTFT of the tool call {t.tool_call_ttft:.3f}s, " + owned
+        values += f'<span class="t">of the remainder: {owned}</span>'
     return (
         f'<li class="turn" id="{t.anchor}" data-call="{call_number}" data-turn="{t.index + 1}">'
         f'<div class="said">{"".join(said)}</div>'
@@ -348,6 +354,23 @@ def _waterfall(t: Turn, scale: float) -> str:
         )
         if key != "transcription":
             at += value
+    if t.tools and t.remainder is not None:  # time owned by the tool call, inside the remainder
+        at -= t.remainder
+        parts = (("tool-call", t.tool_call_ttft or 0.0, _COLOR["llm_ttft"], ' stroke-dasharray="3 2"',
+                  "LLM TTFT of the tool call"),
+                 ("tools", sum(x.seconds for x in t.tools), "#9a5b13", "", "tools"))  # fmt: skip
+        used = 0.0
+        for cls, wanted, color, dash, label in parts:
+            seconds = min(wanted, t.remainder - used)
+            if seconds <= 0:
+                continue
+            used += seconds
+            bars.append(
+                f'<rect class="{cls}" x="{left + px(at):.1f}" y="47" width="{max(1.0, px(seconds)):.1f}" '
+                f'height="8" fill="none" stroke="{color}" stroke-width="2"{dash}>'
+                f"<title>{label} {seconds:.3f} s</title></rect>"
+            )
+            at += seconds
     if t.e2e is not None:
         x = left + px(t.e2e)
         bars.append(

@@ -53,6 +53,7 @@ class Tool:
     name: str
     is_error: bool
     output: str | None
+    seconds: float
 
 
 @dataclass
@@ -72,6 +73,9 @@ class Turn:
     interrupted: bool
     tools: list[Tool]
     errors: list[str]
+    tool_call_ttft: float | None = None
+    """TTFT of the LLM requests that asked for the tools: part of the remainder, since the
+    turn's LLM TTFT is the reply's (the request after the tools)."""
 
     @property
     def anchor(self) -> str:
@@ -263,10 +267,13 @@ def _turn(index: int, span: Span) -> Turn:
             name=str(s.attrs.get("lk.function_tool.name") or s.attrs.get(sc.GEN_AI_TOOL_NAME) or "tool"),
             is_error=bool(s.attrs.get("lk.function_tool.is_error")),
             output=s.attrs.get("lk.pii.function_tool.output"),
+            seconds=(s.end - s.start) / 1e9,
         )
         for s in span.find("function_tool")
     ]
     errors = [f"{s.name}: {s.error}{_recovery(span, s)}" for s in span.walk() if s.error]
+    ttft_key = "gen_ai.response.time_to_first_chunk"
+    deciding = [n for s in span.find("llm_request")[:-1] if (n := s.num(ttft_key)) is not None]
     user_text = span.attrs.get("lk.pii.user_input")
     agent_text = span.attrs.get("lk.pii.response.text")
     return Turn(
@@ -283,6 +290,7 @@ def _turn(index: int, span: Span) -> Turn:
         interrupted=bool(span.attrs.get("lk.interrupted")),
         tools=tools,
         errors=errors,
+        tool_call_ttft=sum(deciding) if tools and deciding else None,
     )
 
 
