@@ -23,6 +23,7 @@ METRICS_PATH = "/v1/metrics"
 LANGFUSE_DEFAULT_HOST = "https://cloud.langfuse.com"
 LANGFUSE_TRACES_PATH = "/api/public/otel/v1/traces"
 LANGFUSE_INGESTION_VERSION = "4"
+DEFAULT_FILE_PATH = "otel-livekit-traces.jsonl"
 JAEGER_DEFAULT_ENDPOINT = "http://localhost:4318"
 HONEYCOMB_DEFAULT_ENDPOINT = "https://api.honeycomb.io"
 NEW_RELIC_DEFAULT_ENDPOINT = "https://otlp.nr-data.net"
@@ -44,12 +45,20 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class FileTarget:
+    """A local OTLP/JSON-lines file (the ``file`` backend) holding traces and metrics."""
+
+    path: str
+
+
+@dataclass(frozen=True)
 class ExportPlan:
-    """What a backend resolved to. ``traces`` is a Destination, ``"console"`` or None."""
+    """What a backend resolved to. ``traces`` is a Destination, a FileTarget,
+    ``"console"`` or None."""
 
     backend: str
-    traces: Destination | Literal["console"] | None
-    metrics: Destination | None = None
+    traces: Destination | FileTarget | Literal["console"] | None
+    metrics: Destination | FileTarget | None = None
     temporality: Temporality | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
 
@@ -63,10 +72,15 @@ class Settings:
         self._env = env
         self._missing: list[str] = []
         self._used: set[str] = set()
+        self.sources: dict[str, str] = {}
+        """Where each looked-up value came from: argument, env or default (for doctor)."""
 
     def get(self, var: str, default: str | None = None) -> str | None:
         self._used.add(var.lower())
-        value = self._options.get(var.lower()) or self._env.get(var) or default
+        given, from_env = self._options.get(var.lower()), self._env.get(var)
+        value = given or from_env or default
+        if value:
+            self.sources[var] = "argument" if given else "env" if from_env else "default"
         return value.strip() if value else value
 
     def require(self, var: str) -> str:
@@ -230,6 +244,11 @@ def _phoenix(s: Settings) -> ExportPlan:
     )
 
 
+def _file(s: Settings) -> ExportPlan:
+    target = FileTarget(s.get(ev.OTEL_LIVEKIT_FILE_PATH, DEFAULT_FILE_PATH) or DEFAULT_FILE_PATH)
+    return ExportPlan("file", target, target)
+
+
 def _console(s: Settings) -> ExportPlan:
     return ExportPlan("console", "console", _metrics_to_collector(s))
 
@@ -330,6 +349,14 @@ BACKENDS: dict[str, Backend] = {
             "one line per finished span on stderr; needs no server (the default)",
         ),
         Backend(
+            "file",
+            _file,
+            (ev.OTEL_LIVEKIT_FILE_PATH,),
+            "OTLP/JSON lines in the same file",
+            f"OTLP/JSON lines appended to a local file (default ./{DEFAULT_FILE_PATH}); "
+            "`otel-livekit report` turns it into an HTML page",
+        ),
+        Backend(
             "none",
             _none,
             (),
@@ -351,7 +378,13 @@ def infer_backend(env: Mapping[str, str]) -> str:
     return DEFAULT_BACKEND
 
 
-def resolve_plan(backend: str | None, options: Mapping[str, str], env: Mapping[str, str]) -> ExportPlan:
+def resolve_plan(
+    backend: str | None,
+    options: Mapping[str, str],
+    env: Mapping[str, str],
+    sources: dict[str, str] | None = None,
+) -> ExportPlan:
+    """``sources``, when given, is filled with where each value came from (doctor)."""
     name = (backend or env.get(ev.OTEL_LIVEKIT_BACKEND) or infer_backend(env)).strip().lower()
     spec = BACKENDS.get(name.replace("_", "-"))
     if spec is None:
@@ -361,4 +394,6 @@ def resolve_plan(backend: str | None, options: Mapping[str, str], env: Mapping[s
     settings = Settings(spec.name, {k.lower(): v for k, v in options.items()}, env)
     plan = spec.build(settings)
     settings.check()
+    if sources is not None:
+        sources.update(settings.sources)
     return plan

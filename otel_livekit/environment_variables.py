@@ -66,3 +66,10 @@ OTEL_LIVEKIT_PRICES = "OTEL_LIVEKIT_PRICES"
 OTEL_LIVEKIT_INSTRUMENT_SESSIONS = "OTEL_LIVEKIT_INSTRUMENT_SESSIONS"
 """``false`` stops setup_tracing() from instrumenting every AgentSession automatically
 (then call ``instrument_session(session)`` yourself). Default: true."""
+
+OTEL_LIVEKIT_FILE_PATH = "OTEL_LIVEKIT_FILE_PATH"
+"""The ``file`` backend's output: traces and metrics as OTLP/JSON lines (appended).
+Default: ``./otel-livekit-traces.jsonl``."""
+
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory (``otel-livekit doctor`` checks it exists)."""

@@ -31,9 +31,10 @@ from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
 from . import session_hooks
-from .backends import Destination, ExportPlan, resolve_plan
+from .backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
+from .export.file import FileMetricExporter, FileSpanExporter
 from .exporters import (
     CountingBatchSpanProcessor,
     CountingSession,
@@ -280,13 +281,16 @@ def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcess
         return None
     h = ExportHealth("traces", f"{plan.backend} (stderr)")
     health.append(h)
-    http = plan.traces != "console"
+    http = isinstance(plan.traces, Destination)
     if isinstance(plan.traces, Destination):
         exporter: Any = OTLPSpanExporter(
             endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(),
             session=CountingSession(h),
         )  # fmt: skip
         h.target = f"{plan.backend} ({exporter._endpoint})"
+    elif isinstance(plan.traces, FileTarget):
+        exporter = FileSpanExporter(plan.traces.path)
+        h.target = f"file ({plan.traces.path})"
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
     return CountingBatchSpanProcessor(ReportingSpanExporter(exporter, h, http=http), h)
@@ -304,6 +308,11 @@ def _metric_reader(
 ) -> MetricReader | None:
     if plan.metrics is None:
         return None
+    if isinstance(plan.metrics, FileTarget):
+        h = ExportHealth("metrics", f"file ({plan.metrics.path})")
+        health.append(h)
+        exporter: Any = FileMetricExporter(plan.metrics.path)
+        return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
     temporality: dict[type, AggregationTemporality] | None = None
     if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):
         temporality = dict(_DELTA)

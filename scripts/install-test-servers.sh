@@ -54,6 +54,16 @@ if ! ldconfig -p 2>/dev/null | grep -q libportaudio; then
     }
 fi
 
+# --- chromium: the HTML report is tested in a real headless browser -------------------
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> installing chromium (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || {
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    }
+fi
+
 # --- Arize Phoenix (own venv) ---------------------------------------------------
 if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
     echo "==> installing arize-phoenix==$PHOENIX_VERSION into $PHOENIX_VENV"
@@ -66,6 +76,7 @@ if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
         "arize-phoenix==$PHOENIX_VERSION" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 fi
 
+echo "chromium: $(command -v chromium) ($(chromium --version 2>/dev/null | head -1))"
 echo "nginx:   $NGINX_BIN ($("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'))"
 echo "phoenix: $PHOENIX_VENV/bin/phoenix (arize-phoenix $("$PHOENIX_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))'))"
 echo "tests find Phoenix via OTEL_LIVEKIT_TOOLS_DIR=$TOOLS_DIR (or OTEL_LIVEKIT_PHOENIX=<binary>)"

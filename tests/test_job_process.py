@@ -86,3 +86,44 @@ def test_example_agent_in_a_job_exports_and_flushes_at_shutdown() -> None:
         assert [p.as_int for p in started] == [1]
         ttft = metrics["gen_ai.client.operation.time_to_first_chunk"].histogram.data_points
         assert sum(p.count for p in ttft) == 1
+
+
+def test_report_from_the_example_agents_trace_file(tmp_path: Path) -> None:
+    """The report works on a real agent's file, not only the demo's: examples/agent.py in a
+    real JobContext with the file backend, then ``otel-livekit report``."""
+    require_or_skip("libportaudio2 (LiveKit's console needs it)",
+                    ctypes.util.find_library("portaudio") is not None)  # fmt: skip
+    trace_file = tmp_path / "agent.jsonl"
+    env = {
+        "OTEL_LIVEKIT_BACKEND": "file",
+        "OTEL_LIVEKIT_FILE_PATH": str(trace_file),
+        "OTEL_LIVEKIT_ALLOW_PII": "true",
+        "OTEL_SERVICE_NAME": "example-agent",
+    }
+    console = Console(env)
+    assert console.read_until(b"for shortcuts", 30), console.out[-2000:]
+    console.read_until(b"\x00never", 1.0)
+    console.type(b"hello\r")
+    assert console.read_until(b"Hi there", 15), console.out[-2000:]
+    console.type(b"\x03")
+    assert console.wait(30) is not None, console.out[-3000:]
+
+    from otel_livekit.cli.report import write_report
+    from otel_livekit.cli.tracefile import read
+
+    data = read(trace_file)
+    assert len(data.calls) == 1
+    call = data.calls[0]
+    assert call.service == "example-agent"
+    said = [(t.user_text, t.agent_text) for t in call.turns]
+    assert said == [("hello", "Hi there! How can I help you today?")]
+    turn = call.turns[0]
+    # console --text has no audio: no TTS, no turn budget on agent_turn; LiveKit's own
+    # llm_node TTFT is what the report falls back to
+    assert turn.llm_ttft == call.session.find("llm_node")[0].attrs["lk.response.ttft"]
+    assert (turn.tts_ttfb, turn.e2e) == (None, None)
+    assert (call.input_tokens, call.output_tokens) == (40, 8)  # the offline LLM's usage
+    assert data.metrics["voice_agent.sessions.started"] == 1
+    page = write_report(trace_file).read_text()
+    assert "Hi there! How can I help you today?" in page
+    assert f'data-value="{turn.llm_ttft!r}"' in page

@@ -1,0 +1,35 @@
+"""OpenTelemetry for LiveKit Agents voice agents: traces to Langfuse, Jaeger or any OTLP
+backend, and voice-pipeline metrics, from one call in the entrypoint."""
+
+from __future__ import annotations
+
+from .backends import BACKENDS
+from .catalogue import CATALOGUE, InstrumentSpec
+from .errors import ConfigurationError
+from .pricing import PriceTable, load_prices
+from .session_hooks import (
+    SessionInstrumentation,
+    SessionSummary,
+    instrument_session,
+    instrumentation_of,
+)
+from .telemetry import Telemetry, current, setup_tracing
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "CATALOGUE",
+    "ConfigurationError",
+    "InstrumentSpec",
+    "PriceTable",
+    "SessionInstrumentation",
+    "SessionSummary",
+    "Telemetry",
+    "__version__",
+    "current",
+    "instrument_session",
+    "instrumentation_of",
+    "load_prices",
+    "setup_tracing",
+]

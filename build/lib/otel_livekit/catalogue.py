@@ -1,0 +1,225 @@
+"""The metric catalogue: every instrument otel_livekit records, defined once.
+
+Name, kind, unit, description, bucket boundaries and the attribute keys allowed on it.
+Recording, the SDK Views (buckets and the attribute allow-list that guards cardinality),
+the README table and the dashboards all derive from ``CATALOGUE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+from . import semconv as sc
+from .buckets import (
+    COUNT_PER_SESSION,
+    FAST_SECONDS,
+    GENAI_DURATION_SECONDS,
+    GENAI_TOKENS,
+    LATENCY_SECONDS,
+    SESSION_SECONDS,
+    TOKENS_PER_SECOND,
+)
+
+METER_NAME = "otel_livekit"
+
+Kind = Literal["counter", "histogram", "updowncounter"]
+
+_MODEL = (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+_GENAI = (sc.GEN_AI_OPERATION_NAME, *_MODEL)
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    attributes: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+    source: str = ""
+    """The LiveKit event the values come from (for the README)."""
+
+    def view(self) -> View:
+        aggregation = ExplicitBucketHistogramAggregation(self.buckets) if self.buckets is not None else None
+        return View(
+            meter_name=METER_NAME,
+            instrument_name=self.name,
+            attribute_keys=set(self.attributes),
+            aggregation=aggregation,
+        )
+
+
+def _h(name: str, unit: str, desc: str, attrs: tuple[str, ...], buckets: tuple[float, ...],
+       source: str) -> InstrumentSpec:  # fmt: skip
+    return InstrumentSpec(name, "histogram", unit, desc, attrs, buckets, source)
+
+
+def _c(name: str, unit: str, desc: str, attrs: tuple[str, ...], source: str) -> InstrumentSpec:
+    return InstrumentSpec(name, "counter", unit, desc, attrs, None, source)
+
+
+S = "s"
+LAT = LATENCY_SECONDS
+
+CATALOGUE: tuple[InstrumentSpec, ...] = (
+    # --- GenAI semantic conventions (LLM and realtime models) ---
+    _h("gen_ai.client.token.usage", "{token}", "Input and output tokens per LLM request",
+       (*_GENAI, sc.GEN_AI_TOKEN_TYPE), GENAI_TOKENS, "LLMMetrics, RealtimeModelMetrics"),
+    _h("gen_ai.client.operation.duration", S, "LLM request duration (cancelled ones excluded)",
+       (*_GENAI, sc.ERROR_TYPE), GENAI_DURATION_SECONDS, "LLMMetrics, RealtimeModelMetrics"),
+    _h("gen_ai.client.operation.time_to_first_chunk", S, "LLM time to first token",
+       _GENAI, GENAI_DURATION_SECONDS, "LLMMetrics, RealtimeModelMetrics (ttft ≥ 0)"),
+    # --- live per-turn latency breakdown ---
+    _h("voice_agent.turn.latency", S,
+       "Turn latency: end-of-utterance delay + LLM time to first token + TTS time to first byte",
+       (sc.TURN_INPUT,), LAT, "EOUMetrics + LLMMetrics + TTSMetrics of one speech_id"),
+    _h("voice_agent.turn.end_of_utterance_delay", S,
+       "End of user speech (VAD) to the end-of-turn decision", (), LAT, "EOUMetrics"),
+    _h("voice_agent.turn.llm_ttft", S, "LLM time to first token of the turn's reply",
+       (*_MODEL, sc.TURN_INPUT), LAT, "LLMMetrics (last before the turn's first TTS)"),
+    _h("voice_agent.turn.tts_ttfb", S, "TTS time to first byte of the turn's first audio",
+       (*_MODEL, sc.TURN_INPUT), LAT, "TTSMetrics (first of the speech_id)"),
+    _h("voice_agent.turn.e2e_latency", S,
+       "User stopped speaking to agent started speaking, as LiveKit measures it", (), LAT,
+       "assistant ChatMessage.metrics e2e_latency"),
+    _h("voice_agent.turn.remainder", S,
+       "e2e latency not explained by the three parts (queueing, first sentence, playout)",
+       (), LAT, "e2e_latency - (eou + llm ttft + tts ttfb)"),
+    _h("voice_agent.turn.transcription_delay", S, "End of user speech to final transcript",
+       (), LAT, "EOUMetrics"),
+    _h("voice_agent.turn.on_user_turn_completed_delay", S,
+       "Time spent in Agent.on_user_turn_completed", (), LAT, "EOUMetrics"),
+    # --- LLM / TTS / STT request metrics ---
+    _h("voice_agent.llm.tokens_per_second", "{token}/s", "LLM output tokens per second",
+       _MODEL, TOKENS_PER_SECOND, "LLMMetrics, RealtimeModelMetrics"),
+    _h("voice_agent.tts.ttfb", S, "TTS time to first byte, every request", _MODEL, LAT,
+       "TTSMetrics"),
+    _h("voice_agent.tts.duration", S, "TTS request duration", _MODEL, LAT, "TTSMetrics"),
+    _h("voice_agent.stt.duration", S, "STT request duration (non-streaming STT only)",
+       _MODEL, LAT, "STTMetrics (duration > 0)"),
+    _c("voice_agent.requests.cancelled", "{request}", "Cancelled LLM/TTS/realtime requests",
+       (sc.COMPONENT, *_MODEL), "LLMMetrics, TTSMetrics, RealtimeModelMetrics (cancelled)"),
+    # --- usage and cost ---
+    _c("voice_agent.tokens", "{token}",
+       "Tokens by type: input, output, cached_input, cache_write, reasoning, audio/text input "
+       "and output (realtime)", (sc.COMPONENT, *_MODEL, sc.GEN_AI_TOKEN_TYPE),
+       "LLMMetrics, RealtimeModelMetrics, STTMetrics, TTSMetrics, DecisionMetrics"),
+    _c("voice_agent.tts.characters", "{character}", "Characters synthesized", _MODEL,
+       "TTSMetrics"),
+    _c("voice_agent.tts.audio.duration", S, "Seconds of audio synthesized", _MODEL, "TTSMetrics"),
+    _c("voice_agent.stt.audio.duration", S, "Seconds of audio transcribed", _MODEL, "STTMetrics"),
+    _c("voice_agent.realtime.session.duration", S, "Realtime connection seconds (billed by time)",
+       _MODEL, "RealtimeModelMetrics"),
+    _c("voice_agent.cost", "{USD}", "Estimated cost in US dollars, from the price table",
+       (sc.COMPONENT, *_MODEL), "LLM, realtime, STT and TTS metrics x prices"),
+    # --- VAD, end-of-turn model, interruption model, decision, avatar ---
+    _h("voice_agent.vad.inference.duration", S, "Mean VAD inference time per reporting period",
+       _MODEL, FAST_SECONDS, "VADMetrics"),
+    _c("voice_agent.vad.inferences", "{inference}", "VAD inferences run", _MODEL, "VADMetrics"),
+    _h("voice_agent.eot.inference.duration", S, "End-of-turn model round trip", _MODEL, LAT,
+       "EOTInferenceMetrics"),
+    _h("voice_agent.eot.detection_delay", S, "Latest audio to end-of-turn prediction", _MODEL,
+       LAT, "EOTInferenceMetrics"),
+    _c("voice_agent.eot.requests", "{request}", "End-of-turn model requests", _MODEL,
+       "EOTInferenceMetrics"),
+    _h("voice_agent.interruption.inference.duration", S, "Interruption model round trip",
+       _MODEL, LAT, "InterruptionMetrics"),
+    _h("voice_agent.interruption.detection_delay", S,
+       "Speech onset to the interruption model's verdict", _MODEL, LAT, "InterruptionMetrics"),
+    _c("voice_agent.interruption.requests", "{request}", "Interruption model requests", _MODEL,
+       "InterruptionMetrics"),
+    _h("voice_agent.decision.duration", S, "Decision model request duration", _MODEL, LAT,
+       "DecisionMetrics"),
+    _h("voice_agent.avatar.playback_latency", S, "First audio frame to avatar playback start",
+       _MODEL, LAT, "AvatarMetrics"),
+    _h("voice_agent.avatar.join_delay", S, "Avatar session start to avatar joined", _MODEL,
+       SESSION_SECONDS, "AvatarMetrics"),
+    # --- conversation KPIs ---
+    _c("voice_agent.sessions.started", "{session}", "Agent sessions started", (),
+       "AgentSession.start"),
+    _c("voice_agent.sessions.ended", "{session}", "Agent sessions ended, by close reason",
+       (sc.CLOSE_REASON,), "close"),
+    InstrumentSpec("voice_agent.sessions.active", "updowncounter", "{session}",
+                   "Agent sessions running now", (), None, "AgentSession.start, close"),
+    _h("voice_agent.session.duration", S, "Agent session length", (sc.CLOSE_REASON,),
+       SESSION_SECONDS, "AgentSession.start to close"),
+    _h("voice_agent.session.turns", "{turn}", "Agent turns per session", (), COUNT_PER_SESSION,
+       "assistant messages (replies and say())"),
+    _c("voice_agent.interruptions", "{interruption}",
+       "Interruptions: interrupted (agent speech cut), false (resumed), detected and "
+       "backchannel (adaptive interruption model)", (sc.INTERRUPTION_KIND,),
+       "ChatMessage.interrupted, agent_false_interruption, InterruptionMetrics"),
+    _c("voice_agent.tool.calls", "{call}", "Function tool calls", (sc.GEN_AI_TOOL_NAME,),
+       "function_tools_executed"),
+    _c("voice_agent.tool.errors", "{call}", "Function tool calls that failed",
+       (sc.GEN_AI_TOOL_NAME,), "function_tools_executed (is_error)"),
+    _c("voice_agent.errors", "{error}", "Pipeline errors by component and recoverability",
+       (sc.COMPONENT, sc.ERROR_RECOVERABLE, sc.ERROR_TYPE), "error"),
+)  # fmt: skip
+
+BY_NAME: dict[str, InstrumentSpec] = {spec.name: spec for spec in CATALOGUE}
+
+REPLACED_LIVEKIT_INSTRUMENTS: tuple[str, ...] = (
+    "gen_ai.client.token.usage",
+    "gen_ai.client.operation.*",
+    "lk.agents.usage.*",
+)
+"""LiveKit instruments whose quantity the catalogue records itself (live, with units,
+normalized provider names, cancelled requests apart): dropped by a View, so nothing is
+counted twice."""
+
+
+def views() -> list[View]:
+    return [spec.view() for spec in CATALOGUE]
+
+
+class Instruments:
+    """One OTel instrument per catalogue row, created from a meter."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._by_name: dict[str, Any] = {}
+        for spec in CATALOGUE:
+            if spec.kind == "histogram":
+                inst: Any = meter.create_histogram(
+                    spec.name,
+                    unit=spec.unit,
+                    description=spec.description,
+                    explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
+                )
+            elif spec.kind == "counter":
+                inst = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+            else:
+                inst = meter.create_up_down_counter(spec.name, unit=spec.unit, description=spec.description)
+            self._by_name[spec.name] = inst
+
+    def histogram(self, name: str) -> Histogram:
+        inst: Histogram = self._by_name[name]
+        return inst
+
+    def counter(self, name: str) -> Counter | UpDownCounter:
+        inst: Counter | UpDownCounter = self._by_name[name]
+        return inst
+
+
+def markdown_table() -> str:
+    """The README's metric table (``otel-livekit catalogue`` prints it)."""
+    rows = [
+        "| metric | kind | unit | attributes | buckets | from | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in CATALOGUE:
+        attrs = ", ".join(f"`{a}`" for a in spec.attributes) or "—"
+        if spec.buckets:
+            low, high = (int(b) if b == int(b) else b for b in (spec.buckets[0], spec.buckets[-1]))
+            buckets = f"{len(spec.buckets)}: {low}–{high}"
+        else:
+            buckets = "—"
+        rows.append(
+            f"| `{spec.name}` | {spec.kind} | `{spec.unit}` | {attrs} | {buckets} | "
+            f"{spec.source} | {spec.description} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,354 @@
+"""LiveKit metrics events → catalogue instruments and numbers on the spans they belong to.
+
+One small handler per event type. Values are checked the way LiveKit documents them:
+``ttft == -1`` is "no token", streaming STT has ``duration == 0``, EOU delays of 0.0 mean
+"end of speech not detected"; negative and non-finite values are never recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from livekit.agents.metrics.base import (
+    AvatarMetrics,
+    DecisionMetrics,
+    EOTInferenceMetrics,
+    EOUMetrics,
+    InterruptionMetrics,
+    LLMMetrics,
+    RealtimeModelMetrics,
+    STTMetrics,
+    TTSMetrics,
+    VADMetrics,
+)
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from . import semconv as sc
+from .catalogue import Instruments
+from .pricing import PriceTable, normalize_provider
+from .spans import SpanIndex
+from .turns import TurnState, TurnTracker
+
+logger = logging.getLogger("otel_livekit")
+
+Attrs = dict[str, AttributeValue]
+
+
+MAX_MEASUREMENT = 1e9
+"""No real latency, token count or duration reaches this; a larger value is corrupt and
+would push a histogram's running sum towards infinity."""
+
+
+def valid(value: object) -> bool:
+    """A measurement we may record: a finite, non-negative, sane number."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value < MAX_MEASUREMENT
+    )
+
+
+def _model(metadata: Any) -> Attrs:
+    provider = getattr(metadata, "model_provider", None)
+    model = getattr(metadata, "model_name", None)
+    return {
+        sc.GEN_AI_PROVIDER_NAME: normalize_provider(provider),
+        sc.GEN_AI_REQUEST_MODEL: model or "unknown",
+    }
+
+
+class _Once:
+    """Warn once per key: a broken event type must not flood the agent's logs."""
+
+    def __init__(self) -> None:
+        self._seen: set[object] = set()
+
+    def warn(self, key: object, msg: str, *args: object, exc_info: bool = False) -> None:
+        if key in self._seen or len(self._seen) > 1000:
+            return
+        self._seen.add(key)
+        logger.warning(msg, *args, exc_info=exc_info)
+
+
+class Recorder:
+    """Process-wide: holds the instruments, the price table and the span index."""
+
+    def __init__(self, instruments: Instruments, prices: PriceTable, spans: SpanIndex | None = None) -> None:
+        self.instruments = instruments
+        self.prices = prices
+        self.spans = spans
+        self.once = _Once()
+        self._handlers: dict[type, Callable[[Any, TurnTracker], None]] = {
+            LLMMetrics: self._llm,
+            RealtimeModelMetrics: self._realtime,
+            STTMetrics: self._stt,
+            TTSMetrics: self._tts,
+            VADMetrics: self._vad,
+            EOUMetrics: self._eou,
+            EOTInferenceMetrics: self._eot,
+            InterruptionMetrics: self._interruption,
+            DecisionMetrics: self._decision,
+            AvatarMetrics: self._avatar,
+        }
+
+    # --- primitives -----------------------------------------------------------------
+    def hist(self, name: str, value: object, attrs: Attrs | None = None, span: Span | None = None) -> None:
+        if not valid(value):
+            return
+        # the span, when known, makes the exemplar point at the turn/request, not the session
+        ctx = trace.set_span_in_context(span) if span is not None else None
+        self.instruments.histogram(name).record(value, attrs or {}, context=ctx)  # type: ignore[arg-type]
+
+    def add(self, name: str, value: object, attrs: Attrs | None = None) -> None:
+        if valid(value) and value:
+            self.instruments.counter(name).add(value, attrs or {})  # type: ignore[arg-type]
+
+    def cost(self, component: str, usd: float | None, model: Attrs) -> None:
+        if usd:
+            self.add("voice_agent.cost", usd, {sc.COMPONENT: component, **model})
+
+    def tokens(self, component: str, model: Attrs, by_type: Mapping[str, int]) -> None:
+        for token_type, count in by_type.items():
+            self.add(
+                "voice_agent.tokens",
+                count,
+                {sc.COMPONENT: component, **model, sc.GEN_AI_TOKEN_TYPE: token_type},
+            )
+
+    @staticmethod
+    def annotate(span: Span | None, attrs: Mapping[str, object]) -> None:
+        if span is None or not span.is_recording():
+            return
+        clean = {k: v for k, v in attrs.items() if valid(v)}
+        span.set_attributes(clean)  # type: ignore[arg-type]
+
+    def find_near(self, name: str, attr: tuple[str, object] | None = None) -> Span | None:
+        return self.spans.find_near(name, attr) if self.spans else None
+
+    def span_with(self, name: str, key: str, value: object) -> Span | None:
+        """The open ``name`` span whose attribute ``key`` is ``value``."""
+        if self.spans is None:
+            return None
+        return self.spans.find(name, lambda s: (s.attributes or {}).get(key) == value)
+
+    # --- dispatch ---------------------------------------------------------------------
+    def record(self, metrics: object, turns: TurnTracker) -> None:
+        """Never raises: telemetry must not hurt the agent."""
+        handler = self._handlers.get(type(metrics))
+        if handler is None:
+            self.once.warn(type(metrics), "otel_livekit: unknown metrics event %s", type(metrics))
+            return
+        try:
+            handler(metrics, turns)
+        except Exception:
+            self.once.warn(
+                ("error", type(metrics)), "otel_livekit: failed to record %s",
+                type(metrics).__name__, exc_info=True,
+            )  # fmt: skip
+
+    # --- LLM ----------------------------------------------------------------------------
+    def _genai(self, op: str, model: Attrs, m: LLMMetrics | RealtimeModelMetrics,
+               input_tokens: int, output_tokens: int, span: Span | None) -> None:  # fmt: skip
+        genai = {sc.GEN_AI_OPERATION_NAME: op, **model}
+        for token_type, count in (("input", input_tokens), ("output", output_tokens)):
+            if valid(count) and count:
+                self.hist("gen_ai.client.token.usage", count,
+                          {**genai, sc.GEN_AI_TOKEN_TYPE: token_type}, span)  # fmt: skip
+        if m.cancelled:
+            self.add("voice_agent.requests.cancelled", 1,
+                     {sc.COMPONENT: "llm" if op == sc.OP_CHAT else "realtime", **model})  # fmt: skip
+            return  # a cut-short request is no latency sample
+        if m.duration > 0:
+            self.hist("gen_ai.client.operation.duration", m.duration, genai, span)
+        self.hist("gen_ai.client.operation.time_to_first_chunk", m.ttft, genai, span)
+        if m.tokens_per_second > 0:
+            self.hist("voice_agent.llm.tokens_per_second", m.tokens_per_second, model, span)
+
+    def _llm(self, m: LLMMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        span = self.span_with(sc.SPAN_LLM_REQUEST, sc.GEN_AI_RESPONSE_ID, m.request_id) or self.find_near(
+            sc.SPAN_LLM_REQUEST
+        )
+        self._genai(sc.OP_CHAT, model, m, m.prompt_tokens, m.completion_tokens, span)
+        self.tokens("llm", model, {
+            "input": m.prompt_tokens, "output": m.completion_tokens,
+            "cached_input": m.prompt_cached_tokens, "cache_write": m.cache_creation_tokens,
+            "reasoning": m.reasoning_tokens,
+        })  # fmt: skip
+        usd = self.prices.llm_cost(
+            str(model[sc.GEN_AI_PROVIDER_NAME]), str(model[sc.GEN_AI_REQUEST_MODEL]),
+            input_tokens=m.prompt_tokens, output_tokens=m.completion_tokens,
+            cached_input=m.prompt_cached_tokens, cache_write=m.cache_creation_tokens,
+        )  # fmt: skip
+        self.cost("llm", usd, model)
+        self.annotate(span, {
+            sc.ATTR_LLM_DURATION: m.duration,
+            sc.ATTR_LLM_TTFT: m.ttft,
+            sc.ATTR_LLM_TOKENS_PER_SECOND: m.tokens_per_second,
+            sc.ATTR_COST: usd,
+        })  # fmt: skip
+        if m.speech_id and not m.cancelled and valid(m.ttft):
+            state = turns.get(m.speech_id)
+            if state.tts_ttfb is None:  # the request whose text the turn's first audio spoke
+                state.llm_ttft, state.llm_attributes = m.ttft, model
+
+    def _realtime(self, m: RealtimeModelMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        span = self.find_near(sc.SPAN_REALTIME)
+        self._genai(sc.OP_REALTIME, model, m, m.input_tokens, m.output_tokens, span)
+        inp, out = m.input_token_details, m.output_token_details
+        cached = inp.cached_tokens_details
+        self.tokens("realtime", model, {
+            "input": m.input_tokens, "output": m.output_tokens,
+            "cached_input": inp.cached_tokens,
+            "audio_input": inp.audio_tokens, "text_input": inp.text_tokens,
+            "image_input": inp.image_tokens,
+            "cached_audio_input": cached.audio_tokens if cached else 0,
+            "cached_text_input": cached.text_tokens if cached else 0,
+            "audio_output": out.audio_tokens, "text_output": out.text_tokens,
+        })  # fmt: skip
+        self.add("voice_agent.realtime.session.duration", m.session_duration, model)
+        usd = self.prices.llm_cost(
+            str(model[sc.GEN_AI_PROVIDER_NAME]), str(model[sc.GEN_AI_REQUEST_MODEL]),
+            input_tokens=m.input_tokens, output_tokens=m.output_tokens,
+            cached_input=inp.cached_tokens, audio_input=inp.audio_tokens,
+            audio_output=out.audio_tokens,
+        )  # fmt: skip
+        self.cost("realtime", usd, model)
+        self.annotate(span, {sc.ATTR_COST: usd})
+
+    # --- speech -------------------------------------------------------------------------
+    def _tts(self, m: TTSMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        span = self.find_near(sc.SPAN_TTS_REQUEST)
+        self.add("voice_agent.tts.characters", m.characters_count, model)
+        self.add("voice_agent.tts.audio.duration", m.audio_duration, model)
+        self.tokens("tts", model, {"input": m.input_tokens, "output": m.output_tokens})
+        usd = self.prices.tts_cost(
+            str(model[sc.GEN_AI_PROVIDER_NAME]),
+            str(model[sc.GEN_AI_REQUEST_MODEL]),
+            m.characters_count,
+        )
+        self.cost("tts", usd, model)
+        self.annotate(span, {
+            sc.ATTR_TTS_TTFB: m.ttfb, sc.ATTR_TTS_DURATION: m.duration,
+            sc.ATTR_TTS_CHARACTERS: m.characters_count,
+            sc.ATTR_TTS_AUDIO_DURATION: m.audio_duration, sc.ATTR_COST: usd,
+        })  # fmt: skip
+        if m.cancelled:
+            self.add("voice_agent.requests.cancelled", 1, {sc.COMPONENT: "tts", **model})
+            return
+        self.hist("voice_agent.tts.ttfb", m.ttfb, model, span)
+        self.hist("voice_agent.tts.duration", m.duration, model, span)
+        if m.speech_id and valid(m.ttfb):
+            state = turns.peek(m.speech_id)
+            if state is not None and state.tts_ttfb is None:
+                state.tts_ttfb, state.tts_attributes = m.ttfb, model
+                self._turn_parts_known(state)
+
+    def _turn_parts_known(self, state: TurnState) -> None:
+        """EOU (if any), LLM and TTS are in: record the breakdown now, live."""
+        total = state.parts_sum()
+        if total is None:
+            return
+        state.total = total
+        turn_input = "audio" if state.eou_delay is not None else "text"
+        span = self.span_with(sc.SPAN_AGENT_TURN, sc.LK_SPEECH_ID, state.speech_id)
+        kind: Attrs = {sc.TURN_INPUT: turn_input}
+        self.hist("voice_agent.turn.latency", total, kind, span)
+        if state.eou_delay is not None:
+            self.hist("voice_agent.turn.end_of_utterance_delay", state.eou_delay, None, span)
+        self.hist("voice_agent.turn.llm_ttft", state.llm_ttft,
+                  {**(state.llm_attributes or {}), **kind}, span)  # fmt: skip
+        self.hist("voice_agent.turn.tts_ttfb", state.tts_ttfb,
+                  {**(state.tts_attributes or {}), **kind}, span)  # fmt: skip
+        self.annotate(span, {
+            sc.ATTR_TURN_LATENCY: total, sc.ATTR_TURN_EOU: state.eou_delay,
+            sc.ATTR_TURN_LLM_TTFT: state.llm_ttft, sc.ATTR_TURN_TTS_TTFB: state.tts_ttfb,
+        })  # fmt: skip
+
+    def finish_turn(self, speech_id: str | None, e2e: object, turns: TurnTracker,
+                    span: Span | None) -> None:  # fmt: skip
+        """The assistant message is in: LiveKit's e2e latency and what the parts miss."""
+        state = turns.pop(speech_id) if speech_id else None
+        if not valid(e2e):
+            return
+        self.hist("voice_agent.turn.e2e_latency", e2e, None, span)
+        if state is None or state.total is None:
+            return
+        remainder = float(e2e) - state.total  # type: ignore[arg-type]
+        self.hist("voice_agent.turn.remainder", remainder, None, span)
+        self.annotate(span, {sc.ATTR_TURN_REMAINDER: remainder})
+
+    def _stt(self, m: STTMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        if m.duration > 0:  # streaming STT reports 0: no request latency to speak of
+            self.hist("voice_agent.stt.duration", m.duration, model)
+        self.add("voice_agent.stt.audio.duration", m.audio_duration, model)
+        self.tokens("stt", model, {"input": m.input_tokens, "output": m.output_tokens,
+                                   "audio_input": m.input_audio_tokens})  # fmt: skip
+        usd = self.prices.stt_cost(
+            str(model[sc.GEN_AI_PROVIDER_NAME]),
+            str(model[sc.GEN_AI_REQUEST_MODEL]),
+            m.audio_duration,
+        )
+        self.cost("stt", usd, model)
+        span = self.find_near(sc.SPAN_USER_TURN)
+        self.annotate(span, {
+            sc.ATTR_STT_AUDIO_DURATION: m.audio_duration,
+            sc.ATTR_STT_DURATION: m.duration if m.duration > 0 else None,
+        })  # fmt: skip
+        if span is not None and span.is_recording():
+            span.set_attribute(sc.ATTR_STT_STREAMED, m.streamed)
+
+    def _vad(self, m: VADMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        if m.inference_count > 0:
+            self.hist("voice_agent.vad.inference.duration",
+                      m.inference_duration_total / m.inference_count, model)  # fmt: skip
+        self.add("voice_agent.vad.inferences", m.inference_count, model)
+
+    def _eou(self, m: EOUMetrics, turns: TurnTracker) -> None:
+        # 0.0 means "end of speech not detected": not a delay
+        if m.transcription_delay > 0:
+            self.hist("voice_agent.turn.transcription_delay", m.transcription_delay)
+        self.hist("voice_agent.turn.on_user_turn_completed_delay", m.on_user_turn_completed_delay)
+        if m.speech_id and m.end_of_utterance_delay > 0 and valid(m.end_of_utterance_delay):
+            turns.get(m.speech_id).eou_delay = m.end_of_utterance_delay
+
+    # --- models around the pipeline ---------------------------------------------------
+    def _eot(self, m: EOTInferenceMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        self.hist("voice_agent.eot.inference.duration", m.total_duration, model)
+        self.hist("voice_agent.eot.detection_delay", m.detection_delay, model)
+        self.add("voice_agent.eot.requests", m.num_requests, model)
+
+    def _interruption(self, m: InterruptionMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        self.hist("voice_agent.interruption.inference.duration", m.total_duration, model)
+        self.hist("voice_agent.interruption.detection_delay", m.detection_delay, model)
+        self.add("voice_agent.interruption.requests", m.num_requests, model)  # per-event deltas
+        self.add("voice_agent.interruptions", m.num_interruptions,
+                 {sc.INTERRUPTION_KIND: "detected"})  # fmt: skip
+        self.add("voice_agent.interruptions", m.num_backchannels,
+                 {sc.INTERRUPTION_KIND: "backchannel"})  # fmt: skip
+
+    def _decision(self, m: DecisionMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        self.hist("voice_agent.decision.duration", m.duration, model)
+        self.tokens("decision", model, {"input": m.input_tokens or 0,
+                                        "output": m.output_tokens or 0})  # fmt: skip
+
+    def _avatar(self, m: AvatarMetrics, turns: TurnTracker) -> None:
+        model = _model(m.metadata)
+        if m.playback_latency > 0:
+            self.hist("voice_agent.avatar.playback_latency", m.playback_latency, model)
+        if m.session_started_time is not None and m.avatar_joined_time is not None:
+            self.hist("voice_agent.avatar.join_delay",
+                      m.avatar_joined_time - m.session_started_time, model)  # fmt: skip

@@ -1,0 +1,218 @@
+"""Attaching to an ``AgentSession``: its events become KPIs, turn completions and a usage
+summary at the end. ``setup_tracing()`` does it for every session (it wraps
+``AgentSession.start``); ``instrument_session()`` is the same for one session by hand."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession
+from opentelemetry import trace
+
+from . import semconv as sc
+from .pricing import normalize_provider
+from .recorder import Recorder
+from .turns import TurnTracker
+
+logger = logging.getLogger("otel_livekit")
+
+_ERROR_COMPONENTS = {
+    "llm_error": "llm", "stt_error": "stt", "tts_error": "tts",
+    "realtime_model_error": "realtime", "interruption_detection_error": "interruption",
+}  # fmt: skip
+
+
+@dataclass
+class SessionSummary:
+    """One call, at its end: LiveKit's own ``session.usage`` plus what we add to it."""
+
+    close_reason: str
+    duration: float
+    agent_turns: int
+    interruptions: int
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    cost_usd: float = 0.0
+
+
+class SessionInstrumentation:
+    """Per-session state: LiveKit can run several sessions in one process."""
+
+    def __init__(self, session: AgentSession[Any], recorder: Recorder) -> None:
+        self.session = session
+        self.recorder = recorder
+        self.turns = TurnTracker()
+        self.started = time.monotonic()
+        self.agent_turns = 0
+        self.interruptions = 0
+        self.summary: SessionSummary | None = None
+        self._handlers = {
+            "conversation_item_added": self._on_item,
+            "agent_false_interruption": self._on_false_interruption,
+            "function_tools_executed": self._on_tools,
+            "error": self._on_error,
+            "close": self._on_close,
+        }
+        # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated,
+        # yet it is still the only source of VAD health and cancelled requests
+        rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)  # type: ignore[arg-type]
+        for name, handler in self._handlers.items():
+            session.on(name, self._safe(handler))  # type: ignore[arg-type]
+        recorder.add("voice_agent.sessions.started", 1)
+        recorder.instruments.counter("voice_agent.sessions.active").add(1)
+
+    def _safe(self, handler: Any) -> Any:
+        @functools.wraps(handler)
+        def run(ev: Any) -> None:
+            try:
+                handler(ev)
+            except Exception:
+                self.recorder.once.warn(handler.__name__, "otel_livekit: %s failed",
+                                        handler.__name__, exc_info=True)  # fmt: skip
+
+        return run
+
+    def _on_metrics(self, ev: Any) -> None:
+        self.recorder.record(getattr(ev, "metrics", ev), self.turns)
+
+    def _on_item(self, ev: Any) -> None:
+        item = ev.item
+        if getattr(item, "type", None) != "message" or item.role != "assistant":
+            return
+        self.agent_turns += 1
+        if item.interrupted:
+            self._interrupted("interrupted")
+        # LiveKit adds the reply inside its agent_turn span: that span names the speech
+        span = trace.get_current_span()
+        attrs = getattr(span, "attributes", None) or {}
+        speech_id = attrs.get(sc.LK_SPEECH_ID)
+        turn_span: Any = span if speech_id else None
+        self.recorder.finish_turn(
+            str(speech_id) if speech_id else None, item.metrics.get("e2e_latency"), self.turns,
+            turn_span,
+        )  # fmt: skip
+
+    def _interrupted(self, kind: str) -> None:
+        self.interruptions += 1
+        self.recorder.add("voice_agent.interruptions", 1, {sc.INTERRUPTION_KIND: kind})
+
+    def _on_false_interruption(self, ev: Any) -> None:
+        self._interrupted("false")
+
+    def _on_tools(self, ev: Any) -> None:
+        for call, output in zip(ev.function_calls, ev.function_call_outputs, strict=False):
+            attrs = {sc.GEN_AI_TOOL_NAME: call.name}
+            self.recorder.add("voice_agent.tool.calls", 1, attrs)
+            if getattr(output, "is_error", False):
+                self.recorder.add("voice_agent.tool.errors", 1, attrs)
+
+    def _on_error(self, ev: Any) -> None:
+        error = ev.error
+        component = _ERROR_COMPONENTS.get(getattr(error, "type", ""), "other")
+        cause = getattr(error, "error", error)
+        self.recorder.add("voice_agent.errors", 1, {
+            sc.COMPONENT: component,
+            sc.ERROR_RECOVERABLE: str(bool(getattr(error, "recoverable", False))).lower(),
+            sc.ERROR_TYPE: type(cause).__name__,
+        })  # fmt: skip
+
+    def _on_close(self, ev: Any) -> None:
+        reason = getattr(getattr(ev, "reason", None), "value", None) or str(ev.reason)
+        duration = time.monotonic() - self.started
+        r = self.recorder
+        r.add("voice_agent.sessions.ended", 1, {sc.CLOSE_REASON: reason})
+        r.instruments.counter("voice_agent.sessions.active").add(-1)
+        r.hist("voice_agent.session.duration", duration, {sc.CLOSE_REASON: reason})
+        r.hist("voice_agent.session.turns", self.agent_turns)
+        self.summary = self._summarize(reason, duration)
+        r.annotate(r.find_near(sc.SPAN_AGENT_SESSION), {
+            sc.ATTR_SESSION_TURNS: self.agent_turns, sc.ATTR_SESSION_COST: self.summary.cost_usd,
+        })  # fmt: skip
+        logger.info("otel_livekit: session ended: %s", self.summary)
+        self.turns = TurnTracker()  # free what never completed
+
+    def _summarize(self, reason: str, duration: float) -> SessionSummary:
+        usage = list(self.session.usage.model_usage)
+        prices = self.recorder.prices
+        cost = 0.0
+        for u in usage:
+            provider, model = normalize_provider(u.provider), u.model
+            if u.type == "llm_usage":
+                usd = prices.llm_cost(
+                    provider, model, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                    cached_input=u.input_cached_tokens, cache_write=u.input_cache_creation_tokens,
+                    audio_input=u.input_audio_tokens, audio_output=u.output_audio_tokens,
+                )  # fmt: skip
+            elif u.type == "tts_usage":
+                usd = prices.tts_cost(provider, model, u.characters_count)
+            elif u.type == "stt_usage":
+                usd = prices.stt_cost(provider, model, u.audio_duration)
+            else:
+                usd = None
+            cost += usd or 0.0
+        return SessionSummary(
+            close_reason=reason,
+            duration=duration,
+            agent_turns=self.agent_turns,
+            interruptions=self.interruptions,
+            usage=[u.model_dump() for u in usage],
+            cost_usd=cost,
+        )
+
+
+_instrumented: weakref.WeakKeyDictionary[AgentSession[Any], SessionInstrumentation] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def instrument_session(
+    session: AgentSession[Any], recorder: Recorder | None = None
+) -> SessionInstrumentation:
+    """Attach to one session (idempotent). ``setup_tracing()`` already does this for every
+    session it sees start; call it yourself only with ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS=false``."""
+    existing = _instrumented.get(session)
+    if existing is not None:
+        return existing
+    if recorder is None:
+        from .telemetry import default_recorder
+
+        recorder = default_recorder()
+    inst = _instrumented[session] = SessionInstrumentation(session, recorder)
+    return inst
+
+
+def instrumentation_of(session: AgentSession[Any]) -> SessionInstrumentation | None:
+    return _instrumented.get(session)
+
+
+_original_start: Any = None
+
+
+def install_auto_instrumentation(recorder: Recorder) -> None:
+    """Wrap ``AgentSession.start`` so every session is instrumented before it starts."""
+    global _original_start
+    if _original_start is not None:
+        return
+    original = _original_start = AgentSession.start
+
+    @functools.wraps(original)
+    async def start(self: AgentSession[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            instrument_session(self, recorder)
+        except Exception:
+            logger.warning("otel_livekit: could not instrument the session", exc_info=True)
+        return await original(self, *args, **kwargs)
+
+    AgentSession.start = start  # type: ignore[method-assign]
+
+
+def uninstall_auto_instrumentation() -> None:
+    global _original_start
+    if _original_start is not None:
+        AgentSession.start = _original_start  # type: ignore[method-assign]
+        _original_start = None

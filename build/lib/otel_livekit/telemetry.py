@@ -1,0 +1,438 @@
+"""``setup_tracing()``: the one place that builds providers and exporters and installs them
+(the OTel globals, LiveKit's tracer, the job's shutdown flush)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.util.types import AttributeValue
+
+from . import environment_variables as ev
+from .backends import Destination, ExportPlan, FileTarget, resolve_plan
+from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
+from .errors import ConfigurationError
+from .export.file import FileMetricExporter, FileSpanExporter
+from .exporters import (
+    ExportHealth,
+    ReportingMetricExporter,
+    ReportingSpanExporter,
+    quiet_repeated_exporter_logs,
+)
+from .livekit_views import livekit_views
+from .pricing import PriceSource, load_prices
+from .recorder import Recorder
+from .session_hooks import install_auto_instrumentation, uninstall_auto_instrumentation
+from .spans import SpanIndex
+
+logger = logging.getLogger("otel_livekit")
+
+DEFAULT_SERVICE_NAME = "livekit-agent"
+DEFAULT_FLUSH_TIMEOUT = 5.0
+ATTR_AGENT_NAME = "livekit.agent.name"
+ATTR_DEPLOYMENT_ENVIRONMENT = "deployment.environment.name"
+
+_lock = threading.Lock()
+_current: Telemetry | None = None
+
+
+class Telemetry:
+    """What ``setup_tracing()`` installed; flush it before the process ends."""
+
+    def __init__(
+        self,
+        backend: str,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        health: Sequence[ExportHealth] = (),
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.health = tuple(health)
+        self.flush_timeout = flush_timeout
+        self.recorder = recorder
+        self._jobs_hooked: set[str] = set()
+        self._closed = False
+        if self.enabled:
+            atexit.register(self.shutdown)  # the providers' own exit hooks are off
+
+    @property
+    def enabled(self) -> bool:
+        return self.tracer_provider is not None
+
+    @property
+    def export_failures(self) -> dict[str, int]:
+        """Failed export calls per signal since setup (0 when all went through)."""
+        out: dict[str, int] = {}
+        for h in self.health:
+            out[h.signal] = out.get(h.signal, 0) + h.failures
+        return out
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export what is buffered; returns within ``timeout`` seconds (default
+        ``flush_timeout``) even if a backend hangs, and never raises."""
+        budget = self.flush_timeout if timeout is None else timeout
+        return _bounded(self._flush_providers, budget, "flush", budget)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and stop the exporters within ``timeout`` seconds; a later
+        ``setup_tracing()`` builds anew."""
+        global _current
+        if self._closed:
+            return
+        self._closed = True
+        uninstall_auto_instrumentation()
+        budget = self.flush_timeout if timeout is None else timeout
+        _bounded(self._shutdown_providers, budget, "shutdown")
+        with _lock:
+            if _current is self:
+                _current = None
+
+    def _providers(self) -> list[TracerProvider | MeterProvider]:
+        return [p for p in (self.tracer_provider, self.meter_provider) if p is not None]
+
+    def _flush_providers(self, budget: float) -> bool:
+        deadline = time.monotonic() + budget
+        ok = True
+        for provider in self._providers():
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            ok = bool(provider.force_flush(left_ms)) and ok
+        return ok
+
+    def _shutdown_providers(self) -> bool:
+        # each provider's shutdown exports what its processors/readers still hold
+        for provider in self._providers():
+            provider.shutdown()
+        return True
+
+    def _hook_job_shutdown(self) -> None:
+        """Flush at job shutdown, once per job (a job process can be reused across jobs)."""
+        ctx = _job_context()
+        if ctx is None or not self.enabled:
+            return
+        job_id = ctx.job.id
+        if job_id in self._jobs_hooked:
+            return
+        self._jobs_hooked.add(job_id)
+        timeout = self.flush_timeout
+
+        async def otel_livekit_flush(reason: str) -> None:
+            await asyncio.to_thread(self.force_flush, timeout)
+
+        ctx.add_shutdown_callback(otel_livekit_flush)
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"Telemetry(backend={self.backend!r}, {state}, export_failures={self.export_failures})"
+
+
+def _bounded(fn: Callable[..., bool], budget: float, what: str, *args: Any) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``budget`` seconds: an exporter
+    stuck in its own retry loop must not hold the agent's shutdown."""
+    result: list[bool] = []
+
+    def run() -> None:
+        try:
+            result.append(fn(*args))
+        except Exception:
+            logger.warning("telemetry %s failed", what, exc_info=True)
+            result.append(False)
+
+    worker = threading.Thread(target=run, name=f"otel_livekit-{what}", daemon=True)
+    worker.start()
+    worker.join(budget)
+    if worker.is_alive():
+        logger.warning("telemetry %s did not finish within %.1fs; moving on", what, budget)
+        return False
+    return result[0]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _float_env(env: Mapping[str, str], var: str, default: float) -> float:
+    raw = env.get(var)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{var} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 60:
+        raise ConfigurationError(f"{var} must be between 0 and 60 seconds, got {raw!r}")
+    return value
+
+
+def _resource(
+    env: Mapping[str, str],
+    plan: ExportPlan,
+    *,
+    service_name: str | None,
+    service_version: str | None,
+    environment: str | None,
+    agent_name: str | None,
+    extra: Mapping[str, AttributeValue] | None,
+) -> Resource:
+    """Only caller-given attributes go in, so ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` keep working; defaults fill what nobody set."""
+    attrs: dict[str, AttributeValue] = dict(plan.resource_attributes)
+    attrs.update(extra or {})
+    if service_name:
+        attrs[SERVICE_NAME] = service_name
+    if version := service_version or env.get(ev.OTEL_LIVEKIT_SERVICE_VERSION):
+        attrs[SERVICE_VERSION] = version
+    if environment := environment or env.get(ev.OTEL_LIVEKIT_ENVIRONMENT):
+        attrs[ATTR_DEPLOYMENT_ENVIRONMENT] = environment
+    if agent := agent_name or env.get(ev.OTEL_LIVEKIT_AGENT_NAME) or _job_agent_name():
+        attrs[ATTR_AGENT_NAME] = agent
+    resource = Resource.create(attrs)
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    if plan.backend == "phoenix" and "openinference.project.name" not in resource.attributes:
+        # Phoenix files spans under this project; name it after the service
+        project = str(resource.attributes[SERVICE_NAME])
+        resource = resource.merge(Resource({"openinference.project.name": project}))
+    return resource
+
+
+def _job_context() -> Any:
+    try:
+        from livekit.agents import get_job_context
+
+        return get_job_context(required=False)
+    except Exception:
+        return None
+
+
+def _job_agent_name() -> str | None:
+    ctx = _job_context()
+    name = getattr(getattr(ctx, "job", None), "agent_name", None) if ctx else None
+    return name or None
+
+
+def _compact_span(span: ReadableSpan) -> str:
+    ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+    trace_id = format(span.context.trace_id, "032x")[:8] if span.context else "-"
+    numbers = {
+        k: round(v, 4) if isinstance(v, float) else v
+        for k, v in (span.attributes or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    extra = " ".join(f"{k}={v}" for k, v in numbers.items())
+    return f"[otel_livekit] span {span.name:<22} {ms:9.1f} ms trace={trace_id} {extra}\n"
+
+
+def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcessor | None:
+    if plan.traces is None:
+        return None
+    if plan.traces == "console":
+        exporter: Any = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
+        target = "stderr"
+    elif isinstance(plan.traces, FileTarget):
+        exporter = FileSpanExporter(plan.traces.path)
+        target = plan.traces.path
+    else:
+        exporter = _otlp_span_exporter(plan.traces)
+        target = exporter._endpoint
+    h = ExportHealth("traces", f"{plan.backend} ({target})")
+    health.append(h)
+    return BatchSpanProcessor(ReportingSpanExporter(exporter, h))
+
+
+def _otlp_span_exporter(dest: Destination) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=dest.endpoint, headers=dest.revealed_headers())
+
+
+_DELTA: dict[type, AggregationTemporality] = {
+    Counter: AggregationTemporality.DELTA,
+    Histogram: AggregationTemporality.DELTA,
+    ObservableCounter: AggregationTemporality.DELTA,
+}
+
+
+def _metric_reader(
+    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth]
+) -> MetricReader | None:
+    if plan.metrics is None:
+        return None
+    if isinstance(plan.metrics, FileTarget):
+        h = ExportHealth("metrics", f"file ({plan.metrics.path})")
+        health.append(h)
+        exporter: Any = FileMetricExporter(plan.metrics.path)
+        return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
+    temporality: dict[type, AggregationTemporality] | None = None
+    if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):
+        temporality = dict(_DELTA)
+    exporter = OTLPMetricExporter(
+        endpoint=plan.metrics.endpoint,
+        headers=plan.metrics.revealed_headers(),
+        preferred_temporality=temporality,
+    )
+    h = ExportHealth("metrics", f"{plan.backend} ({exporter._endpoint})")
+    health.append(h)
+    # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
+    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
+
+
+def setup_tracing(
+    backend: str | None = None,
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    agent_name: str | None = None,
+    allow_pii: bool | None = None,
+    metadata: Mapping[str, AttributeValue] | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    flush_timeout: float | None = None,
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    prices: PriceSource = None,
+    instrument_sessions: bool | None = None,
+    **backend_options: str,
+) -> Telemetry:
+    """Install tracing and metrics for this process and return the handle.
+
+    Every setting has an environment variable (see the README); an argument wins over it.
+    ``backend_options`` are the backend's variables in lower case, e.g.
+    ``setup_tracing("langfuse", langfuse_host="https://us.cloud.langfuse.com")``.
+    ``span_processors`` and ``metric_readers`` are added beside the backend's (tests, a
+    Prometheus reader). ``prices`` overrides the cost table (a dict or a JSON path). Every
+    ``AgentSession`` started afterwards is instrumented unless ``instrument_sessions`` (or
+    ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. A second call returns the first handle
+    and adds nothing.
+
+    Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
+    required variable or a malformed endpoint.
+    """
+    global _current
+    env = os.environ
+    with _lock:
+        if _current is not None:
+            _current._hook_job_shutdown()
+            return _current
+
+        if _truthy(env.get(ev.OTEL_SDK_DISABLED)):
+            logger.info("%s is true: otel_livekit installs nothing", ev.OTEL_SDK_DISABLED)
+            _current = Telemetry("disabled")
+            return _current
+
+        plan = resolve_plan(backend, backend_options, env)
+        timeout = (
+            flush_timeout
+            if flush_timeout is not None
+            else _float_env(env, ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT)
+        )
+        if allow_pii is None and env.get(ev.OTEL_LIVEKIT_ALLOW_PII):
+            allow_pii = _truthy(env.get(ev.OTEL_LIVEKIT_ALLOW_PII))
+        resource = _resource(
+            env,
+            plan,
+            service_name=service_name,
+            service_version=service_version,
+            environment=environment,
+            agent_name=agent_name,
+            extra=resource_attributes,
+        )
+
+        price_table = load_prices(prices, env)
+        if instrument_sessions is None:
+            raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
+            instrument_sessions = raw is None or _truthy(raw)
+
+        health: list[ExportHealth] = []
+        quiet_repeated_exporter_logs()
+        # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        span_index = SpanIndex()
+        tracer_provider.add_span_processor(span_index)
+        if (processor := _span_processor(plan, health)) is not None:
+            tracer_provider.add_span_processor(processor)
+        for extra in span_processors:
+            tracer_provider.add_span_processor(extra)
+
+        readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
+        readers.extend(metric_readers)
+        meter_provider = MeterProvider(
+            resource=resource,
+            metric_readers=readers,
+            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
+            shutdown_on_exit=False,
+        )
+
+        _install_globals(tracer_provider, meter_provider, metadata, allow_pii)
+        recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
+        if instrument_sessions:
+            install_auto_instrumentation(recorder)
+        _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
+        _current._hook_job_shutdown()
+        logger.info("otel_livekit: %r", _current)
+        return _current
+
+
+def _install_globals(
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    metadata: Mapping[str, AttributeValue] | None,
+    allow_pii: bool | None,
+) -> None:
+    # both globals are set-once: whoever sets first wins, so check who did
+    trace_api.set_tracer_provider(tracer_provider)
+    if trace_api.get_tracer_provider() is not tracer_provider:
+        logger.warning(
+            "a global tracer provider was already set; otel_livekit's provider serves LiveKit's spans only"
+        )
+    metrics_api.set_meter_provider(meter_provider)
+    if metrics_api.get_meter_provider() is not meter_provider:
+        logger.warning(
+            "a global MeterProvider was already set before setup_tracing(); LiveKit's "
+            "instruments keep recording there. Call setup_tracing() before session.start()."
+        )
+
+    from livekit.agents.telemetry import set_tracer_provider
+
+    set_tracer_provider(tracer_provider, metadata=dict(metadata or {}) or None, allow_pii=allow_pii)
+
+
+_fallback_recorder: Recorder | None = None
+
+
+def default_recorder() -> Recorder:
+    """The recorder of the installed handle; without setup_tracing(), one on the global
+    meter (no span enrichment, shipped prices)."""
+    global _fallback_recorder
+    if _current is not None and _current.recorder is not None:
+        return _current.recorder
+    if _fallback_recorder is None:
+        meter = metrics_api.get_meter(METER_NAME)
+        _fallback_recorder = Recorder(Instruments(meter), load_prices(None, os.environ))
+    return _fallback_recorder
+
+
+def current() -> Telemetry | None:
+    """The handle installed in this process, if any."""
+    return _current
