@@ -114,9 +114,22 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel], *, wi
     }  # fmt: skip
 
 
+def grown(series: str, window: str) -> str:
+    """What ``series`` counted in ``window``, including job processes born inside it (a
+    LiveKit call runs in its own process, whose series appears with the call already
+    counted; plain increase() would miss it). See prometheus/rules/voice-agent-recording.yml."""
+    return (f"(increase({series}[{window}]) and {series} offset {window}) or "
+            f"(max_over_time({series}[{window}]) unless {series} offset {window})")
+
+
+def in_range(metric: str, sel: str = SEL, by: str = "") -> str:
+    return f"sum{f' by ({by})' if by else ''} ({grown(metric + '{' + sel + '}', '$__range')})"
+
+
 def q(quantile: float, bucket: str, by: str = "", sel: str = SEL, window: str = "$__rate_interval") -> str:
+    """A quantile from bucket counts in ``window`` (scale-free, so counts, not rates)."""
     return (f"histogram_quantile({quantile}, sum by (le{', ' + by if by else ''}) "
-            f"(rate({bucket}{{{sel}}}[{window}])))")  # fmt: skip
+            f"({grown(bucket + '{' + sel + '}', window)}))")  # fmt: skip
 
 
 LAT_STEPS = ((1.0, "yellow"), (1.5, "red"))
@@ -127,16 +140,14 @@ def voice_latency() -> dict[str, Any]:
     panels = [
         row("Turns in the selected range"),
         panel("stat", "Turns", [target(
-            f"sum(increase(voice_agent_turn_latency_seconds_count{{{SEL}}}[$__range]))", instant=True)],
+            in_range("voice_agent_turn_latency_seconds_count"), instant=True)],
             w=6, h=4, decimals=0, description="Agent turns with a measured latency (replies to audio or text)."),
         panel("stat", "p95 turn latency", [target(
-            "histogram_quantile(0.95, sum by (le) "
-            f"(increase(voice_agent_turn_latency_seconds_bucket{{{SEL}}}[$__range])))", instant=True)],
+            q(0.95, "voice_agent_turn_latency_seconds_bucket", window="$__range"), instant=True)],
             unit="s", w=6, h=4, steps=LAT_STEPS,
             description="End-of-utterance delay + LLM time to first token + TTS time to first byte."),
         panel("stat", "p50 turn latency", [target(
-            "histogram_quantile(0.5, sum by (le) "
-            f"(increase(voice_agent_turn_latency_seconds_bucket{{{SEL}}}[$__range])))", instant=True)],
+            q(0.5, "voice_agent_turn_latency_seconds_bucket", window="$__range"), instant=True)],
             unit="s", w=6, h=4, steps=LAT_STEPS),
         panel("stat", "Slow turns (SLO, last hour)", [target(
             f"max(job:voice_agent_turn_latency_slow:ratio_rate1h{{{SEL}}})", instant=True)],
@@ -164,7 +175,7 @@ def voice_latency() -> dict[str, Any]:
             target(q(0.95, "voice_agent_turn_latency_seconds_bucket"), "turn latency"),
         ], unit="s", steps=LAT_STEPS),
         panel("heatmap", "Turn latency heatmap", [
-            target(f"sum by (le) (increase(voice_agent_turn_latency_seconds_bucket{{{SEL}}}[$__rate_interval]))",
+            target(f"sum by (le) ({grown('voice_agent_turn_latency_seconds_bucket{' + SEL + '}', '$__rate_interval')})",
                    "{{le}}", fmt="heatmap"),
         ], unit="s", w=24),
         row("Per provider and model"),
@@ -188,8 +199,8 @@ def voice_latency() -> dict[str, Any]:
             target(q(0.95, "voice_agent_turn_end_of_utterance_delay_seconds_bucket"), "end-of-utterance delay"),
         ], unit="s"),
         panel("heatmap", "LLM time to first token heatmap", [
-            target(f"sum by (le) (increase(voice_agent_turn_llm_ttft_seconds_bucket{{{MODEL_SEL}}}"
-                   "[$__rate_interval]))", "{{le}}", fmt="heatmap"),
+            target(f"sum by (le) ({grown('voice_agent_turn_llm_ttft_seconds_bucket{' + MODEL_SEL + '}', '$__rate_interval')})",
+                   "{{le}}", fmt="heatmap"),
         ], unit="s", w=24),
     ]  # fmt: skip
     return dashboard("otel-livekit-voice-latency", "Voice latency (otel_livekit)",
@@ -202,15 +213,15 @@ def tokens_cost() -> dict[str, Any]:
     panels = [
         row("Selected range (cost is an estimate from the price table)"),
         panel("stat", "Tokens by type", [target(
-            f"sum by (gen_ai_token_type) (increase(voice_agent_tokens_total{{{MODEL_SEL}}}[$__range]))",
+            in_range("voice_agent_tokens_total", MODEL_SEL, "gen_ai_token_type"),
             "{{gen_ai_token_type}}", instant=True)], w=8, h=5, decimals=0),
         panel("stat", "Estimated cost (USD)", [target(
-            f"sum(increase(voice_agent_cost_total{{{MODEL_SEL}}}[$__range]))", instant=True)],
+            in_range("voice_agent_cost_total", MODEL_SEL), instant=True)],
             unit="currencyUSD", w=8, h=5, decimals=4,
             description="An estimate: usage x the price table (otel_livekit prices.json or yours)."),
         panel("stat", "Estimated cost per call (USD)", [target(
-            f"sum(increase(voice_agent_cost_total{{{MODEL_SEL}}}[$__range])) / "
-            f"sum(increase(voice_agent_sessions_ended_total{{{SEL}}}[$__range]))", instant=True)],
+            f"{in_range('voice_agent_cost_total', MODEL_SEL)} / {in_range('voice_agent_sessions_ended_total')}",
+            instant=True)],
             unit="currencyUSD", w=8, h=5, decimals=4, description="Estimate: cost / calls ended."),
         row("Rates"),
         panel("timeseries", "Token rate by model and type", [
@@ -227,20 +238,17 @@ def tokens_cost() -> dict[str, Any]:
         ], unit="currencyUSD", stack=True, description="An estimate from the price table."),
         panel("timeseries", "TTS characters per second, by model", [
             target(f"sum by (gen_ai_provider_name, gen_ai_request_model) "
-                   f"(rate(voice_agent_tts_characters_total{{{MODEL_SEL}}}[$__rate_interval]))",
+                   f"(job:voice_agent_tts_characters:rate5m{{{MODEL_SEL}}})",
                    "{{gen_ai_provider_name}}/{{gen_ai_request_model}}"),
         ], unit="short"),
         panel("bargauge", "STT audio minutes in range, by model", [target(
-            f"sum by (gen_ai_provider_name, gen_ai_request_model) "
-            f"(increase(voice_agent_stt_audio_duration_seconds_total{{{MODEL_SEL}}}[$__range])) / 60",
+            f"{in_range('voice_agent_stt_audio_duration_seconds_total', MODEL_SEL, 'gen_ai_provider_name, gen_ai_request_model')} / 60",
             "{{gen_ai_provider_name}}/{{gen_ai_request_model}}", instant=True)], unit="m"),
         panel("bargauge", "TTS audio minutes in range, by model", [target(
-            f"sum by (gen_ai_provider_name, gen_ai_request_model) "
-            f"(increase(voice_agent_tts_audio_duration_seconds_total{{{MODEL_SEL}}}[$__range])) / 60",
+            f"{in_range('voice_agent_tts_audio_duration_seconds_total', MODEL_SEL, 'gen_ai_provider_name, gen_ai_request_model')} / 60",
             "{{gen_ai_provider_name}}/{{gen_ai_request_model}}", instant=True)], unit="m"),
         panel("bargauge", "Estimated cost in range by model (USD)", [target(
-            f"sum by (voice_agent_component, gen_ai_provider_name, gen_ai_request_model) "
-            f"(increase(voice_agent_cost_total{{{MODEL_SEL}}}[$__range]))",
+            in_range("voice_agent_cost_total", MODEL_SEL, "voice_agent_component, gen_ai_provider_name, gen_ai_request_model"),
             "{{voice_agent_component}} {{gen_ai_provider_name}}/{{gen_ai_request_model}}", instant=True)],
             unit="currencyUSD", decimals=4),
         panel("timeseries", "LLM output tokens per second p50, by model", [
@@ -261,10 +269,10 @@ def pipeline_health() -> dict[str, Any]:
         panel("stat", "Calls active", [target(f"sum(voice_agent_sessions_active{{{SEL}}})", instant=True)],
               w=6, h=4, decimals=0),
         panel("stat", "Calls started", [target(
-            f"sum(increase(voice_agent_sessions_started_total{{{SEL}}}[$__range]))", instant=True)],
+            in_range("voice_agent_sessions_started_total"), instant=True)],
             w=6, h=4, decimals=0),
         panel("stat", "Tool errors", [target(
-            f"sum(increase(voice_agent_tool_errors_total{{{SEL}}}[$__range]))", instant=True)],
+            in_range("voice_agent_tool_errors_total"), instant=True)],
             w=6, h=4, decimals=0, steps=((1, "red"),)),
         panel("stat", "Pipeline errors per turn (10 m)", [target(
             f"max(job:voice_agent_errors_per_turn:ratio_rate10m{{{SEL}}})", instant=True)],
@@ -284,9 +292,9 @@ def pipeline_health() -> dict[str, Any]:
                    "{{voice_agent_interruption_kind}}"),
         ], unit="short"),
         panel("bargauge", "Tool calls and errors in range, by tool", [
-            target(f"sum by (gen_ai_tool_name) (increase(voice_agent_tool_calls_total{{{SEL}}}[$__range]))",
+            target(in_range("voice_agent_tool_calls_total", by="gen_ai_tool_name"),
                    "{{gen_ai_tool_name}} calls", instant=True),
-            target(f"sum by (gen_ai_tool_name) (increase(voice_agent_tool_errors_total{{{SEL}}}[$__range]))",
+            target(in_range("voice_agent_tool_errors_total", by="gen_ai_tool_name"),
                    "{{gen_ai_tool_name}} errors", instant=True),
         ], decimals=0),
         row("Errors and cancellations"),
@@ -296,7 +304,7 @@ def pipeline_health() -> dict[str, Any]:
                    "{{voice_agent_component}} recoverable={{voice_agent_error_recoverable}}"),
         ], unit="short", steps=((1, "red"),)),
         panel("bargauge", "Cancelled requests in range, by component", [target(
-            f"sum by (voice_agent_component) (increase(voice_agent_requests_cancelled_total{{{SEL}}}[$__range]))",
+            in_range("voice_agent_requests_cancelled_total", by="voice_agent_component"),
             "{{voice_agent_component}}", instant=True)], decimals=0),
         row("Session shape"),
         panel("stat", "Call duration p50 / p95 in range", [
@@ -309,11 +317,10 @@ def pipeline_health() -> dict[str, Any]:
         ], unit="short"),
         row("Load"),
         panel("timeseries", "VAD inferences per second and mean inference time", [
-            target(f"sum by (gen_ai_provider_name, gen_ai_request_model) "
-                   f"(rate(voice_agent_vad_inferences_total{{{SEL}}}[$__rate_interval]))",
+            target(f"sum by (gen_ai_provider_name, gen_ai_request_model) (job:voice_agent_vad_inferences:rate5m{{{SEL}}})",
                    "{{gen_ai_provider_name}}/{{gen_ai_request_model}} inferences/s"),
-            target(f"sum(rate(voice_agent_vad_inference_duration_seconds_sum{{{SEL}}}[$__rate_interval])) / "
-                   f"sum(rate(voice_agent_vad_inference_duration_seconds_count{{{SEL}}}[$__rate_interval]))",
+            target(f"sum ({grown('voice_agent_vad_inference_duration_seconds_sum{' + SEL + '}', '$__rate_interval')}) / "
+                   f"sum ({grown('voice_agent_vad_inference_duration_seconds_count{' + SEL + '}', '$__rate_interval')})",
                    "mean inference (s)"),
         ], unit="short"),
         panel("timeseries", "LiveKit worker load (worker /metrics)", [

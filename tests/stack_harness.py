@@ -40,7 +40,8 @@ WORKER_JOB = "livekit-worker"
 RULE_FILES = sorted((REPO_ROOT / "prometheus" / "rules").glob("*.yml"))
 SCRAPE_SECONDS = 1.0
 PRICES = {
-    "llm": {"openai/fake-gpt": {"input": 1.0, "cached_input": 0.5, "output": 2.0}},
+    "llm": {"openai/fake-gpt": {"input": 1.0, "cached_input": 0.5, "output": 2.0},
+            "openai/fake-gpt-mini": {"input": 0.25, "cached_input": 0.125, "output": 0.5}},
     "tts": {"fake-tts-co/fake-voice": {"per_million_characters": 100.0}},
     "stt": {"fake-stt-co/fake-nova": {"per_minute": 0.01}},
 }
@@ -110,11 +111,11 @@ def worker_gauges_as_the_worker_sets_them() -> None:
     lk_metrics.job_started()
 
 
-def one_call() -> None:
+def one_call(model: str = "fake-gpt") -> None:
     """Text turns (one with a tool, one with a failing tool), an audio turn, an interrupted
     say(), an error, a cancelled request; then close."""
     run = asyncio.run(run_offline_session(
-        text_turns=TEXT_TURNS, audio_turns=1, llm_=OfflineLLM(ttft=0.2),
+        text_turns=TEXT_TURNS, audio_turns=1, llm_=OfflineLLM(ttft=0.2, model=model),
         interrupted_say="This is a long announcement. " * 20,
         before_close=inject_error_and_cancellation,
     ))  # fmt: skip
@@ -149,8 +150,9 @@ def scrape_after(prom: PrometheusServer, wall: float, timeout: float = 30.0) -> 
 
 @contextmanager
 def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator[StackRun]:
-    """One warm-up call (creates every series, so that ``increase`` over the counted calls
-    starts from a real sample), then ``counted_calls`` calls, all scraped every second."""
+    """One warm-up call (its series exist before the counted range), then ``counted_calls``
+    calls, all scraped every second. Every counted call after the first uses another LLM
+    model, so some series are born inside the range (as a new job process's are)."""
     memory = InMemoryMetricReader()
     telemetry = setup_tracing("none", service_name=JOB, metric_readers=[*endpoint.readers(), memory],
                               prices=PRICES)  # fmt: skip
@@ -160,8 +162,8 @@ def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator
             one_call()
             before = Points(memory)
             t_first = scrape_after(prom, time.time())
-            for _ in range(counted_calls):
-                one_call()
+            for i in range(counted_calls):
+                one_call("fake-gpt" if i == 0 else "fake-gpt-mini")
             after = Points(memory)
             t_end = scrape_after(prom, time.time())
             # every rule group evaluated on the final scrape

@@ -161,6 +161,10 @@ def test_p95_turn_latency_equals_the_quantile_of_the_calls_histogram(stack: Stac
 
 
 def test_token_totals_equal_the_calls_tokens(stack: StackRun) -> None:
+    """Including the second model's series, born inside the range."""
+    born = {"gen_ai.request.model": "fake-gpt-mini"}
+    assert not stack.before.matching("voice_agent.tokens", **born)
+    assert stack.after.value("voice_agent.tokens", **born) > 0
     got = {s["metric"]["gen_ai_token_type"]: float(s["value"][1])
            for s in stat(stack, "tokens-cost", "Tokens by type")}  # fmt: skip
     expected = {}
