@@ -210,3 +210,19 @@ def test_dashboard_files_are_the_generators_output() -> None:
     assert sorted(rendered) == [p.name for p in DASHBOARDS]
     for path in DASHBOARDS:
         assert path.read_text() == rendered[path.name], f"{path.name}: run scripts/build_dashboards.py"
+
+
+def test_every_metric_name_in_the_stack_is_one_prometheus_stored(stack: StackRun) -> None:
+    """The names in rules, promtool tests and dashboards are the ones the OTel→Prometheus
+    rules produced from the catalogue for the real calls (not typed by hand)."""
+    stored = set(stack.prom.api("label/__name__/values", {})) | set(stack.prom.api("labels", {}))
+    texts = [p.read_text() for p in (REPO_ROOT / "prometheus").rglob("*.yml")]
+    texts += [p.read_text() for p in DASHBOARDS]
+    used = set()
+    for text in texts:
+        text = re.sub(r"[\w]*:[\w:]+", " ", text)  # recording rule names (level:metric:ops)
+        text = re.sub(r"- name: .*", " ", text)  # rule group names
+        used |= set(re.findall(r"\b((?:voice_agent|gen_ai|lk_agents)_[a-z0-9_]+)", text))
+    assert len(used) > 30
+    missing = sorted(name for name in used if name not in stored)
+    assert missing == [], f"metric or label names no real call produced: {missing}"
