@@ -76,6 +76,9 @@ if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
         "arize-phoenix==$PHOENIX_VERSION" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 fi
 
+# --- Prometheus + promtool and docker-compose (the stack tests) -------------------
+bash "$REPO/scripts/install-prometheus.sh"
+
 echo "chromium: $(command -v chromium) ($(chromium --version 2>/dev/null | head -1))"
 echo "nginx:   $NGINX_BIN ($("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'))"
 echo "phoenix: $PHOENIX_VENV/bin/phoenix (arize-phoenix $("$PHOENIX_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))'))"

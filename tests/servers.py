@@ -485,3 +485,179 @@ http {{
                     f"error.log:\n{_log_tail(self.error_log)}"
                 )
             time.sleep(0.05)
+
+
+# --- Prometheus (the stack tests) ----------------------------------------------------
+
+
+def prometheus_binary(name: str = "prometheus") -> str | None:
+    """``prometheus`` or ``promtool``: ``$OTEL_LIVEKIT_PROMETHEUS_DIR/NAME``, else Debian's
+    package unpacked by scripts/install-prometheus.sh under the tools dir (or this repo's
+    .cache/tools), else PATH."""
+    explicit = os.environ.get("OTEL_LIVEKIT_PROMETHEUS_DIR")
+    candidates = [Path(explicit) / name] if explicit else []
+    candidates += [
+        tools_dir() / "prometheus" / "usr" / "bin" / name,
+        REPO_ROOT / ".cache" / "tools" / "prometheus" / "usr" / "bin" / name,
+    ]
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(name)
+
+
+class ScrapeTarget:
+    """One Prometheus scrape job: ``job`` becomes the series' ``job`` label (the agent's
+    service name on the Collector path). Pluggable: an OTel SDK Prometheus reader served
+    by prometheus_client, or the package's own /metrics endpoint."""
+
+    def __init__(self, job: str, address: str, metrics_path: str = "/metrics") -> None:
+        self.job = job
+        self.address = address
+        self.metrics_path = metrics_path
+
+
+class PrometheusServer(_ServerProcess):
+    """A real Prometheus on loopback scraping ``targets`` with ``rule_files`` loaded.
+
+    Why: dashboards and rules must be proven on what a real Prometheus stores and computes
+    (staleness, rate extrapolation, rule evaluation), not on exposition text. Rules are
+    evaluated at the scrape interval, so a short interval gives rule output within seconds.
+    """
+
+    def __init__(
+        self,
+        targets: list[ScrapeTarget],
+        rule_files: tuple[Path, ...] | list[Path] = (),
+        scrape_interval: str = "1s",
+        *,
+        binary: str | None = None,
+        workdir: Path | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        found = binary or prometheus_binary()
+        if found is None:
+            raise RuntimeError(f"prometheus not found: {INSTALL_HINT}")
+        self.binary: str = found
+        self.targets = list(targets)
+        self.rule_files = [Path(p).resolve() for p in rule_files]
+        self.scrape_interval = scrape_interval
+        self.startup_timeout = startup_timeout
+        self._workdir_arg = workdir
+        self._workdir: _WorkDir | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path = Path(os.devnull)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        scrape = [
+            {
+                "job_name": t.job,
+                "metrics_path": t.metrics_path,
+                "static_configs": [{"targets": [t.address]}],
+            }
+            for t in self.targets
+        ]
+        config = {
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
+            "rule_files": [str(p) for p in self.rule_files],
+            "scrape_configs": scrape,
+        }
+        return json.dumps(config, indent=2)  # JSON is YAML
+
+    def __enter__(self) -> Self:
+        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-prometheus-")
+        config = self._workdir.path / "prometheus.yml"
+        config.write_text(self._config())
+        self.log_path = self._workdir.path / "prometheus.log"
+        self.port = free_port()
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self._workdir.path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--enable-feature=exemplar-storage",
+                ],
+                cwd=self._workdir.path,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._shutdown()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise RuntimeError(f"prometheus exited with code {code}; log:\n{_log_tail(self.log_path)}")
+            try:
+                with _OPENER.open(f"{self.base_url}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prometheus not ready; log:\n{_log_tail(self.log_path)}")
+            time.sleep(0.1)
+
+    def api(self, path: str, params: dict[str, str] | list[tuple[str, str]]) -> Any:
+        """GET ``/api/v1/{path}``; returns ``data``. A bad query raises naming Prometheus's error."""
+        url = f"{self.base_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            body = http_get_json(url, timeout=10.0)
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace")
+            raise AssertionError(f"Prometheus rejected {path} {params}: {detail}") from err
+        if body.get("status") != "success":
+            raise AssertionError(f"Prometheus {path} {params}: {body}")
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query; ``at`` in Unix seconds (ms precision). Returns the result vector."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self.api("query", params)
+        if data["resultType"] != "vector":
+            raise AssertionError(f"expected a vector from {expr!r}, got {data['resultType']}")
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        values: list[str] = self.api(f"label/{label}/values", [("match[]", match)])
+        return values
+
+    def wait_for(self, expr: str, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Poll ``expr`` until ``predicate(result)`` holds (scrapes and rules run on a timer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if predicate(result):
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expr!r} never satisfied the condition; last result: {result}")
+            time.sleep(0.2)
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """Range query, as Grafana runs a time-series panel; returns the result matrix."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        data = self.api("query_range", params)
+        result: list[dict[str, Any]] = data["result"]
+        return result

@@ -3,6 +3,8 @@ to HTML), ``doctor`` (check the configuration against the backend), ``catalogue`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .demo import demo
@@ -27,6 +29,27 @@ def catalogue() -> None:
 main.add_command(demo)
 main.add_command(report_command)
 main.add_command(doctor)
+
+
+@main.group()
+def stack() -> None:
+    """The Collector + Prometheus + Grafana + Jaeger stack (docker compose)."""
+
+
+@stack.command("write")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override an alert threshold (see the README's Thresholds table).")  # fmt: skip
+def stack_write(directory: Path, force: bool, overrides: tuple[str, ...]) -> None:
+    """Write docker-compose.yml, the Collector, Prometheus and Grafana files into DIRECTORY."""
+    from ..stack import StackError, parse_overrides, write
+
+    try:
+        written = write(directory, force=force, overrides=parse_overrides(overrides))
+    except StackError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {len(written)} files to {directory}; next: cd {directory} && docker compose up -d")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,228 @@
+"""Every panel and variable query of the three Grafana dashboards, run against a real
+Prometheus that scraped real offline calls (with the stack's recording rules loaded), and
+the key panels' values equal to what the calls produced.
+
+Grafana's macros and variables are substituted as Grafana does with "All" selected: the
+dashboard range is [a scrape after a warm-up call, a scrape after the counted calls], so
+``$__range`` is that span; ``$__rate_interval`` is max($__interval + scrape, 4 x scrape);
+a variable's "All" is its ``allValue`` (``.*``). Stat panels (``instant``) are evaluated at
+the range's end, time-series panels as range queries over it, as Grafana runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import REPO_ROOT, prometheus_binary, require_or_skip
+from stack_harness import (
+    JOB,
+    SCRAPE_SECONDS,
+    TURNS_PER_CALL,
+    WORKER_JOB,
+    SdkReaderEndpoint,
+    StackRun,
+    finite_values,
+    scraped_calls,
+)
+
+DASHBOARD_DIR = REPO_ROOT / "grafana" / "dashboards"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
+COLLECTOR_ONLY = re.compile(r"\botelcol_")
+"""Queries on the OTel Collector's own metrics: no Collector runs here (see the README),
+so they are checked for validity only."""
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackRun]:
+    require_or_skip("prometheus (Debian package)", prometheus_binary() is not None)
+    with scraped_calls(SdkReaderEndpoint(), counted_calls=2) as run:
+        yield run
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in doc["panels"] if p["type"] != "row"]
+
+
+def variable_values(doc: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["allValue"] for v in doc["templating"]["list"]}
+
+
+def render(expr: str, run: StackRun, variables: dict[str, str]) -> str:
+    """Substitute Grafana's macros and the variables' "All" values."""
+    scrape = SCRAPE_SECONDS
+    interval = max(run.range_ms / 1000 / 1000, scrape)  # range / maxDataPoints (1000), >= scrape
+    rate_interval = max(interval + scrape, 4 * scrape)
+    out = (expr.replace("$__rate_interval", f"{rate_interval:g}s")
+           .replace("$__range", f"{run.range_ms}ms").replace("$__interval", f"{interval:g}s"))  # fmt: skip
+    for name, value in sorted(variables.items(), key=lambda kv: -len(kv[0])):
+        out = out.replace("${" + name + "}", value).replace("$" + name, value)
+    assert "$" not in out, f"unsubstituted macro or variable in {out!r}"
+    return out
+
+
+def run_target(run: StackRun, target: dict[str, Any], variables: dict[str, str]) -> list[dict[str, Any]]:
+    expr = render(target["expr"], run, variables)
+    if target.get("instant"):
+        return run.prom.query(expr, at=run.t_end)
+    return run.prom.query_range(expr, run.t_first, run.t_end, SCRAPE_SECONDS)
+
+
+def all_targets() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path.name, p["title"], t)
+            for path in DASHBOARDS for p in panels(load(path)) for t in p["targets"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(("dashboard", "title", "target"), all_targets(),
+                         ids=[f"{d}:{t}:{x['refId']}" for d, t, x in all_targets()])  # fmt: skip
+def test_every_panel_query_returns_data(
+    stack: StackRun, dashboard: str, title: str, target: dict[str, Any]
+) -> None:
+    variables = variable_values(load(DASHBOARD_DIR / dashboard))
+    result = run_target(stack, target, variables)  # a query Prometheus rejects raises here
+    if COLLECTOR_ONLY.search(target["expr"]):
+        return
+    assert finite_values(result), f"{title}: no data for {target['expr']}"
+
+
+def test_every_variable_query_returns_values(stack: StackRun) -> None:
+    for path in DASHBOARDS:
+        doc = load(path)
+        variables = variable_values(doc)
+        for var in doc["templating"]["list"]:
+            m = re.fullmatch(r"label_values\((.+), (\w+)\)", var["query"]["query"])
+            assert m, var["query"]
+            values = stack.prom.label_values(m.group(2), render(m.group(1), stack, variables))
+            assert values, f"{path.name}: variable {var['name']} has no values"
+            if var["name"] == "job":
+                assert JOB in values and WORKER_JOB not in values
+            if var["name"] == "provider":
+                assert {"openai", "fake-tts-co", "fake-stt-co"} <= set(values)
+
+
+def stat(run: StackRun, dashboard: str, title: str) -> list[dict[str, Any]]:
+    doc = load(DASHBOARD_DIR / f"{dashboard}.json")
+    (panel,) = [p for p in panels(doc) if p["title"] == title]
+    (target,) = panel["targets"]
+    return run_target(run, target, variable_values(doc))
+
+
+def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float:
+    """Prometheus 2.42's histogram_quantile on (upper bound, cumulative count) pairs."""
+    total = cumulative[-1][1]
+    rank = q * total
+    i = next(i for i, (_, c) in enumerate(cumulative) if c >= rank)
+    if i == len(cumulative) - 1:
+        return cumulative[-2][0]
+    start, prev = (cumulative[i - 1] if i > 0 else (0.0, 0.0))
+    end, count = cumulative[i]
+    return start + (end - start) * ((rank - prev) / (count - prev))
+
+
+def counted_buckets(run: StackRun, name: str) -> list[tuple[float, float]]:
+    """Cumulative bucket counts of the counted calls only (after - before), summed over series."""
+    def buckets(points: Any) -> list[int]:
+        total: list[int] = []
+        for p in points.matching(name):
+            total = [a + b for a, b in zip(total or [0] * len(p.bucket_counts), p.bucket_counts, strict=True)]
+        return total
+
+    (bounds,) = {tuple(p.explicit_bounds) for p in run.after.matching(name)}
+    diff = [a - b for a, b in zip(buckets(run.after), buckets(run.before), strict=True)]
+    cumulative, acc = [], 0
+    for upper, n in zip([*bounds, float("inf")], diff, strict=True):
+        acc += n
+        cumulative.append((upper, float(acc)))
+    return cumulative
+
+
+def test_turn_count_equals_the_calls_turns(stack: StackRun) -> None:
+    (sample,) = stat(stack, "voice-latency", "Turns")
+    expected = stack.after.count("voice_agent.turn.latency") - stack.before.count("voice_agent.turn.latency")
+    assert expected == stack.calls * TURNS_PER_CALL
+    assert float(sample["value"][1]) == expected
+
+
+def test_p95_turn_latency_equals_the_quantile_of_the_calls_histogram(stack: StackRun) -> None:
+    (sample,) = stat(stack, "voice-latency", "p95 turn latency")
+    cumulative = counted_buckets(stack, "voice_agent.turn.latency")
+    assert float(sample["value"][1]) == histogram_quantile(0.95, cumulative)
+    assert 0.2 < float(sample["value"][1]) < 2.0  # LLM TTFT alone is 0.2 s
+
+
+def test_token_totals_equal_the_calls_tokens(stack: StackRun) -> None:
+    """Including the second model's series, born inside the range."""
+    born = {"gen_ai.request.model": "fake-gpt-mini"}
+    assert not stack.before.matching("voice_agent.tokens", **born)
+    assert stack.after.value("voice_agent.tokens", **born) > 0
+    got = {s["metric"]["gen_ai_token_type"]: float(s["value"][1])
+           for s in stat(stack, "tokens-cost", "Tokens by type")}  # fmt: skip
+    expected = {}
+    for token_type in got:
+        attrs = {"gen_ai.token.type": token_type}
+        expected[token_type] = (stack.after.value("voice_agent.tokens", **attrs)
+                                - stack.before.value("voice_agent.tokens", **attrs))  # fmt: skip
+    assert got == expected
+    # OfflineLLM: 40 prompt (5 cached), 8 completion tokens per request
+    llm_requests = expected["input"] / 40
+    assert llm_requests == int(llm_requests) > 0
+    assert expected["output"] == 8 * llm_requests and expected["cached_input"] == 5 * llm_requests
+
+
+def test_cost_equals_the_calls_cost(stack: StackRun) -> None:
+    (sample,) = stat(stack, "tokens-cost", "Estimated cost (USD)")
+    expected = stack.after.value("voice_agent.cost") - stack.before.value("voice_agent.cost")
+    assert expected > 0
+    assert float(sample["value"][1]) == pytest.approx(expected, rel=1e-12)
+    (per_call,) = stat(stack, "tokens-cost", "Estimated cost per call (USD)")
+    assert float(per_call["value"][1]) == pytest.approx(expected / stack.calls, rel=1e-12)
+
+
+def test_calls_and_tool_errors(stack: StackRun) -> None:
+    (started,) = stat(stack, "pipeline-health", "Calls started")
+    assert float(started["value"][1]) == stack.calls
+    (tool_errors,) = stat(stack, "pipeline-health", "Tool errors")
+    assert float(tool_errors["value"][1]) == stack.calls  # book_flight fails once per call
+
+
+def test_collector_only_queries_are_few_and_named(stack: StackRun) -> None:
+    """Only the Collector self-metric panels go unproven here; the README lists them."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    only = {title for _, title, t in all_targets() if COLLECTOR_ONLY.search(t["expr"])}
+    assert only == {"Collector export failures per second, by exporter",
+                    "Collector items sent per second, by exporter"}  # fmt: skip
+    for title in only:
+        assert title in readme
+
+
+def test_dashboard_files_are_the_generators_output() -> None:
+    rendered = runpy.run_path(str(REPO_ROOT / "scripts" / "build_dashboards.py"))["render"]()
+    assert sorted(rendered) == [p.name for p in DASHBOARDS]
+    for path in DASHBOARDS:
+        assert path.read_text() == rendered[path.name], f"{path.name}: run scripts/build_dashboards.py"
+
+
+def test_every_metric_name_in_the_stack_is_one_prometheus_stored(stack: StackRun) -> None:
+    """The names in rules, promtool tests and dashboards are the ones the OTel→Prometheus
+    rules produced from the catalogue for the real calls (not typed by hand)."""
+    stored = set(stack.prom.api("label/__name__/values", {})) | set(stack.prom.api("labels", {}))
+    texts = [p.read_text() for p in (REPO_ROOT / "prometheus").rglob("*.yml")]
+    texts += [p.read_text() for p in DASHBOARDS]
+    used = set()
+    for text in texts:
+        text = re.sub(r"[\w]*:[\w:]+", " ", text)  # recording rule names (level:metric:ops)
+        text = re.sub(r"- name: .*", " ", text)  # rule group names
+        used |= set(re.findall(r"\b((?:voice_agent|gen_ai|lk_agents)_[a-z0-9_]+)", text))
+    assert len(used) > 30
+    missing = sorted(name for name in used if name not in stored)
+    assert missing == [], f"metric or label names no real call produced: {missing}"
