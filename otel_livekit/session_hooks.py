@@ -18,6 +18,7 @@ from opentelemetry import trace
 from . import semconv as sc
 from .pricing import normalize_provider
 from .recorder import Recorder
+from .sessions.features import attach as attach_call_features
 from .turns import TurnTracker
 
 logger = logging.getLogger("otel_livekit")
@@ -65,6 +66,7 @@ class SessionInstrumentation:
             session.on(name, self._safe(handler))  # type: ignore[arg-type]
         recorder.add("voice_agent.sessions.started", 1)
         recorder.instruments.counter("voice_agent.sessions.active").add(1)
+        attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
         @functools.wraps(handler)
