@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from otlp_receiver import OtlpReceiver, attrs
 
-from otel_livekit import setup_tracing
+from otel_livekit import set_call_attributes, setup_tracing
 from otel_livekit.errors import ConfigurationError
 from otel_livekit.offline import run_offline_session
-from otel_livekit.sessions.calls import set_call_attributes
 
 ROOM = "room-report-1"
 REPLY = "Hi there! How can I help you today?"

@@ -16,9 +16,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from otlp_receiver import OtlpReceiver, attrs
 from servers import NginxBasicAuth, PhoenixServer
 
-from otel_livekit import setup_tracing
+from otel_livekit import set_call_attributes, setup_tracing
 from otel_livekit.offline import run_offline_session
-from otel_livekit.sessions.calls import set_call_attributes
 
 ROOM = "room-lf-1"
 USER = "caller-7"

@@ -1,0 +1,61 @@
+"""Whole-call sampling: with ``parentbased_traceidratio`` a call's spans are all kept or all
+dropped. 200 real (short, text-only) offline sessions, 20 at a time, at ratio 0.3."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter, defaultdict
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_livekit import setup_tracing
+from otel_livekit.offline import OfflineLLM, run_offline_session
+
+CALLS = 200
+RATIO = 0.3
+
+
+async def _calls(n: int, at_once: int) -> None:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await run_offline_session(
+                text_turns=("hello",), audio_turns=0, room_name=f"call-{i:03d}", job_id=f"job-{i:03d}",
+                llm_=OfflineLLM(ttft=0.0),
+            )  # fmt: skip
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def _run() -> dict[str, list[tuple[str, int]]]:
+    """session id → [(span name, trace id)] of what was exported."""
+    memory = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)])
+    asyncio.run(_calls(CALLS, 20))
+    calls: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for span in memory.get_finished_spans():
+        session_id = (span.attributes or {}).get("session.id")
+        assert session_id is not None, f"{span.name} belongs to no call"
+        calls[str(session_id)].append((span.name, span.context.trace_id))
+    return calls
+
+
+def test_each_call_is_kept_whole_or_dropped_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", str(RATIO))
+    calls = _run()
+
+    shapes = {frozenset(Counter(name for name, _ in spans).items()) for spans in calls.values()}
+    assert len(shapes) == 1, "a kept call lost some of its spans"
+    (shape,) = shapes
+    names = dict(shape)
+    assert names["agent_session"] == 1 and names["llm_request"] == 1 and names["tts_request"] == 1
+    assert all(len({trace for _, trace in spans}) == 1 for spans in calls.values())
+
+    kept = len(calls)
+    mean, sigma = CALLS * RATIO, math.sqrt(CALLS * RATIO * (1 - RATIO))
+    assert abs(kept - mean) <= 4 * sigma, (kept, mean, sigma)  # 4 sigma: 34..86 of 200
