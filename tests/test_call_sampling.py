@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter, defaultdict
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -31,10 +32,10 @@ async def _calls(n: int, at_once: int) -> None:
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
-def _run() -> dict[str, list[tuple[str, int]]]:
+def _run(reports: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
     """session id → [(span name, trace id)] of what was exported."""
     memory = InMemorySpanExporter()
-    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)])
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)], on_report=reports.append)
     asyncio.run(_calls(CALLS, 20))
     calls: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for span in memory.get_finished_spans():
@@ -47,7 +48,8 @@ def _run() -> dict[str, list[tuple[str, int]]]:
 def test_each_call_is_kept_whole_or_dropped_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", str(RATIO))
-    calls = _run()
+    reports: list[dict[str, Any]] = []
+    calls = _run(reports)
 
     shapes = {frozenset(Counter(name for name, _ in spans).items()) for spans in calls.values()}
     assert len(shapes) == 1, "a kept call lost some of its spans"
@@ -55,6 +57,12 @@ def test_each_call_is_kept_whole_or_dropped_whole(monkeypatch: pytest.MonkeyPatc
     names = dict(shape)
     assert names["agent_session"] == 1 and names["llm_request"] == 1 and names["tts_request"] == 1
     assert all(len({trace for _, trace in spans}) == 1 for spans in calls.values())
+
+    # every call's report names its trace, kept or dropped
+    report_traces = {r["session_id"]: r["trace_id"] for r in reports}
+    assert len(report_traces) == CALLS and len(set(report_traces.values())) == CALLS
+    for session_id, spans in calls.items():
+        assert report_traces[session_id] == format(spans[0][1], "032x")
 
     kept = len(calls)
     mean, sigma = CALLS * RATIO, math.sqrt(CALLS * RATIO * (1 - RATIO))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -18,9 +19,9 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from .. import environment_variables as ev
 from .. import semconv as sc
 from ..errors import ConfigurationError
-from .calls import session_starting
+from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor, resolve_policy
-from .langfuse import SESSION_ID, USER_ID, CallAttributesProcessor, CallDefaults
+from .langfuse import CallAttributesProcessor, CallDefaults
 from .logs import CallLogs, log_exporter, log_mode
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
@@ -166,13 +167,14 @@ class _CallState:
             return
         try:
             span = self.session_span()
-            ctx = span.get_span_context() if span is not None else None
-            attrs = getattr(span, "attributes", None) or {}
+            # a call the sampler dropped has no recording span: its context still names the trace
+            ctx = (span or trace.get_current_span()).get_span_context()
+            session_id, user_id = self.features.processor.call_ids(call_info(session), job_info())
             ids = {
-                "trace_id": format(ctx.trace_id, "032x") if ctx else "",
-                "span_id": format(ctx.span_id, "016x") if ctx else "",
-                "session_id": str(attrs.get(SESSION_ID, "")),
-                "user_id": str(attrs.get(USER_ID, "")),
+                "trace_id": format(ctx.trace_id, "032x") if ctx.is_valid else "",
+                "span_id": format(ctx.span_id, "016x") if ctx.is_valid else "",
+                "session_id": session_id or "",
+                "user_id": user_id or "",
             }
             full, bare = build(session, ids, self.transcript.lines, getattr(self.inst, "summary", None))
             emit(self.features.sinks, span, full, bare)

@@ -137,8 +137,7 @@ class CallAttributesProcessor(SpanProcessor):
         job = call.job if call else job_info()
         d = self.defaults
         attrs: dict[str, AttributeValue] = {}
-        session_id = (info.session_id if info else None) or d.session_id or job.get("room")
-        user_id = (info.user_id if info else None) or d.user_id or (info.resolve_user() if info else None)
+        session_id, user_id = self.call_ids(info, job)
         if session_id:
             attrs[SESSION_ID] = session_id
         if user_id:
@@ -170,6 +169,13 @@ class CallAttributesProcessor(SpanProcessor):
             if (kind := OBSERVATION_TYPES.get(span.name)) is not None:
                 attrs[LF_TYPE] = kind
         span.set_attributes(attrs)
+
+    def call_ids(self, info: CallInfo | None, job: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(session id, user id): per-session call > argument > env > room / participant."""
+        d = self.defaults
+        session_id = (info.session_id if info else None) or d.session_id or job.get("room")
+        user_id = (info.user_id if info else None) or d.user_id or (info.resolve_user() if info else None)
+        return session_id, user_id
 
     @staticmethod
     def _metadata(call: _Call | None, job: dict[str, str]) -> dict[str, str]:
