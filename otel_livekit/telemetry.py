@@ -44,6 +44,7 @@ from .recorder import Recorder
 from .session_hooks import install_auto_instrumentation, uninstall_auto_instrumentation
 from .sessions import features as session_features
 from .sessions.report import ReportCallback
+from .sessions.sampling import WholeCallSampler
 from .spans import SpanIndex
 
 logger = logging.getLogger("otel_livekit")
@@ -389,6 +390,7 @@ def setup_tracing(
         quiet_repeated_exporter_logs()
         # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        tracer_provider.sampler = WholeCallSampler(tracer_provider.sampler)  # a job's traces sampled as one
         span_index = SpanIndex()
         tracer_provider.add_span_processor(span_index)
         tracer_provider.add_span_processor(features.processor)  # call ids on every span

@@ -10,7 +10,7 @@ import contextvars
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -95,21 +95,21 @@ T = TypeVar("T")
 
 
 class CallTable(Generic[T]):
-    """trace id → call state, bounded: the oldest calls are forgotten first."""
+    """trace id (or job id) → call state, bounded: the oldest are forgotten first."""
 
     def __init__(self, max_calls: int = 1024) -> None:
-        self._calls: OrderedDict[int, T] = OrderedDict()
+        self._calls: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_calls
 
-    def put(self, trace_id: int, info: T) -> None:
+    def put(self, trace_id: Hashable, info: T) -> None:
         with self._lock:
             self._calls[trace_id] = info
             self._calls.move_to_end(trace_id)
             while len(self._calls) > self._max:
                 self._calls.popitem(last=False)
 
-    def get(self, trace_id: int) -> T | None:
+    def get(self, trace_id: Hashable) -> T | None:
         with self._lock:
             return self._calls.get(trace_id)
 

@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import AttributeValue
 
 from .. import semconv as sc
@@ -115,6 +116,7 @@ class CallAttributesProcessor(SpanProcessor):
     def __init__(self, defaults: CallDefaults, max_calls: int = 1024) -> None:
         self.defaults = defaults
         self._calls: CallTable[_Call] = CallTable(max_calls)
+        self._sessions: CallTable[SpanContext] = CallTable(max_calls)  # job id → agent_session
 
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
         with contextlib.suppress(Exception):  # telemetry never raises into the agent
@@ -131,8 +133,19 @@ class CallAttributesProcessor(SpanProcessor):
                 return call
         return self._calls.get(trace_id)
 
+    def _link_to_session(self, span: Span, parent_context: context_api.Context | None, job: str) -> None:
+        """A job-level root after the session (``job_shutdown``…) points at the call's span."""
+        if span.name == sc.SPAN_AGENT_SESSION:
+            self._sessions.put(job, span.context)
+        elif not trace.get_current_span(parent_context).get_span_context().is_valid:
+            session = self._sessions.get(job)
+            if session is not None and session.trace_id != span.context.trace_id:
+                span.add_link(session, {"voice_agent.link": "call"})
+
     def _stamp(self, span: Span, parent_context: context_api.Context | None) -> None:
         call = self._call_for(span)
+        if job_id := (call.job if call else job_info()).get("job_id"):
+            self._link_to_session(span, parent_context, job_id)
         info = call.info if call else None
         job = call.job if call else job_info()
         d = self.defaults
