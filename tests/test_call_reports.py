@@ -59,7 +59,7 @@ def test_report_as_log_records_span_event_json_and_callback(
 
         def on_item(ev: Any) -> None:  # the user's own handler, logging during the turn
             if ev.item.type == "message" and ev.item.role == "assistant":
-                log.info("agent replied")
+                log.info("agent replied", extra={"lk.pii.reply": ev.item.text_content, "turn.kind": "text"})
 
         session.on("conversation_item_added", on_item)
 
@@ -113,6 +113,8 @@ def test_report_as_log_records_span_event_json_and_callback(
     (turn,) = [s for s in spans if s.name == "agent_turn"]
     (line,) = [r for _, r in records if r.body.string_value == "agent replied"]
     assert line.trace_id == turn.trace_id and line.span_id == turn.span_id
+    line_attrs = attrs(line.attributes)  # the logs destination takes no content
+    assert line_attrs["turn.kind"] == "text" and "lk.pii.reply" not in line_attrs
     (py_record,) = [r for r in seen if r.getMessage() == "agent replied"]
     assert py_record.otelTraceID == turn.trace_id.hex()  # type: ignore[attr-defined]
     assert py_record.otelSpanID == turn.span_id.hex()  # type: ignore[attr-defined]
