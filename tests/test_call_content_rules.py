@@ -96,3 +96,19 @@ def test_call_ids_per_session_beats_argument() -> None:
         set_call_attributes(session, session_id="order-42", user_id="caller-42")
 
     assert _ids(_call(mine, user_id="arg-user")) == {("order-42", "caller-42")}
+
+
+def test_a_late_per_session_call_applies_to_the_spans_that_start_afterwards() -> None:
+    memory = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)], user_id="early")
+
+    def later(session: Any) -> None:
+        def on_item(ev: Any) -> None:
+            if ev.item.type == "message" and ev.item.role == "assistant":
+                set_call_attributes(session, user_id="late")
+
+        session.on("conversation_item_added", on_item)
+
+    asyncio.run(run_offline_session(text_turns=("hello", "bye"), audio_turns=0, before_start=later))
+    turns = [s for s in memory.get_finished_spans() if s.name == "llm_request"]
+    assert [(s.attributes or {}).get("user.id") for s in turns] == ["early", "late"]

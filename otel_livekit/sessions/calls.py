@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, get_job_context
 
 
 @dataclass
@@ -28,6 +28,8 @@ class CallInfo:
     tags: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
     session_ref: weakref.ReferenceType[AgentSession[Any]] | None = None
+    version: int = 0
+    """Bumped by every ``set_call_attributes``: spans started afterwards see the change."""
 
     def resolve_user(self) -> str | None:
         if self.user_id is None and self.session_ref is not None:
@@ -61,6 +63,7 @@ def set_call_attributes(
     """Override who this call is (before ``session.start()`` so every span carries it;
     later calls apply to the spans that start afterwards)."""
     info = call_info(session)
+    info.version += 1
     if session_id is not None:
         info.session_id = session_id
     if user_id is not None:
@@ -128,8 +131,6 @@ def _linked_identity(session: AgentSession[Any]) -> str | None:
 def job_info() -> dict[str, str]:
     """Room name, job id and agent name of the current job, when inside one."""
     try:
-        from livekit.agents import get_job_context
-
         ctx = get_job_context(required=False)
     except Exception:
         return {}

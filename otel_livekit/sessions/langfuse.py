@@ -107,6 +107,7 @@ class _Call:
         self.info = info
         self.models = models
         self.job = job
+        self.cached: tuple[int, Mapping[str, AttributeValue]] | None = None
 
 
 class CallAttributesProcessor(SpanProcessor):
@@ -144,19 +145,11 @@ class CallAttributesProcessor(SpanProcessor):
 
     def _stamp(self, span: Span, parent_context: context_api.Context | None) -> None:
         call = self._call_for(span)
-        if job_id := (call.job if call else job_info()).get("job_id"):
-            self._link_to_session(span, parent_context, job_id)
-        info = call.info if call else None
         job = call.job if call else job_info()
-        d = self.defaults
-        attrs: dict[str, AttributeValue] = {}
-        session_id, user_id = self.call_ids(info, job)
-        if session_id:
-            attrs[SESSION_ID] = session_id
-        if user_id:
-            attrs[USER_ID] = user_id
-        turn = self._turn_id(span, parent_context)
-        if turn:
+        if job_id := job.get("job_id"):
+            self._link_to_session(span, parent_context, job_id)
+        attrs = dict(self._trace_attributes(call, job))
+        if turn := self._turn_id(span, parent_context):
             attrs[TURN_ID] = turn
         op = OPERATIONS.get(span.name)
         if op is not None and call is not None:
@@ -166,6 +159,23 @@ class CallAttributesProcessor(SpanProcessor):
             model = call.models.get(op[1])
             if model is not None and sc.GEN_AI_PROVIDER_NAME not in existing:
                 attrs[sc.GEN_AI_PROVIDER_NAME] = model[0]
+        if self.defaults.langfuse and (kind := OBSERVATION_TYPES.get(span.name)) is not None:
+            attrs[LF_TYPE] = kind
+        span.set_attributes(attrs)
+
+    def _trace_attributes(self, call: _Call | None, job: Mapping[str, str]) -> Mapping[str, AttributeValue]:
+        """The same for every span of a call: cached once the user is known, until
+        ``set_call_attributes`` changes the call."""
+        info = call.info if call else None
+        if call is not None and call.cached is not None and call.cached[0] == call.info.version:
+            return call.cached[1]
+        d = self.defaults
+        attrs: dict[str, AttributeValue] = {}
+        session_id, user_id = self.call_ids(info, job)
+        if session_id:
+            attrs[SESSION_ID] = session_id
+        if user_id:
+            attrs[USER_ID] = user_id
         if d.langfuse:
             if session_id:
                 attrs[LF_SESSION_ID] = session_id
@@ -177,11 +187,11 @@ class CallAttributesProcessor(SpanProcessor):
             tags = (info.tags if info and info.tags else ()) or d.tags
             if tags:
                 attrs[LF_TRACE_TAGS] = tags
-            for key, value in self._metadata(call, job).items():
+            for key, value in self._metadata(call, dict(job)).items():
                 attrs[LF_TRACE_METADATA + key] = value
-            if (kind := OBSERVATION_TYPES.get(span.name)) is not None:
-                attrs[LF_TYPE] = kind
-        span.set_attributes(attrs)
+        if call is not None and user_id:
+            call.cached = (call.info.version, attrs)
+        return attrs
 
     def call_ids(self, info: CallInfo | None, job: Mapping[str, str]) -> tuple[str | None, str | None]:
         """(session id, user id): per-session call > argument > env > room / participant."""
