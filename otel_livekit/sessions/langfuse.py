@@ -280,13 +280,26 @@ def observation_attributes(span: ReadableSpan, *, with_content: bool) -> dict[st
     return out
 
 
+_USAGE_KEYS: Mapping[str, str] = {
+    # Langfuse usage-detail name → LiveKit 1.8 attribute (LLM and realtime spans)
+    "input": "gen_ai.usage.input_tokens",
+    "output": "gen_ai.usage.output_tokens",
+    "cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "cache_write_input_tokens": "gen_ai.usage.cache_write.input_tokens",
+    "reasoning_output_tokens": "gen_ai.usage.reasoning.output_tokens",
+    "input_audio_tokens": "gen_ai.usage.audio.input_tokens",
+    "output_audio_tokens": "gen_ai.usage.audio.output_tokens",
+    "input_text_tokens": "gen_ai.usage.text.input_tokens",
+    "output_text_tokens": "gen_ai.usage.text.output_tokens",
+    "input_image_tokens": "gen_ai.usage.image.input_tokens",
+}
+_ALWAYS = frozenset({"input", "output", "cache_read_input_tokens"})
+
+
 def _usage(a: Mapping[str, Any]) -> dict[str, int]:
-    keys = {
-        "input": "gen_ai.usage.input_tokens",
-        "output": "gen_ai.usage.output_tokens",
-        "cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
+    usage = {
+        k: int(a[v]) for k, v in _USAGE_KEYS.items() if isinstance(a.get(v), int) and (a[v] or k in _ALWAYS)
     }
-    usage = {k: int(a[v]) for k, v in keys.items() if isinstance(a.get(v), int)}
     chars = a.get(sc.ATTR_TTS_CHARACTERS)
     if isinstance(chars, int) and chars:
         usage["characters"] = chars
