@@ -33,8 +33,9 @@ OTEL_LIVEKIT_AGENT_NAME = "OTEL_LIVEKIT_AGENT_NAME"
 """Resource ``livekit.agent.name``. Default: the job's agent name when set up inside a job."""
 
 OTEL_LIVEKIT_ALLOW_PII = "OTEL_LIVEKIT_ALLOW_PII"
-"""Whether transcripts, prompts and tool payloads may leave in spans (LiveKit's
-``allow_pii``). Default: LiveKit's own default (``LIVEKIT_TELEMETRY_ALLOW_PII``, else true)."""
+"""The older all-or-nothing content switch: ``true`` = ``OTEL_LIVEKIT_CONTENT=all``, ``false``
+= ``none``; ``OTEL_LIVEKIT_CONTENT`` wins. Default: no content (``LIVEKIT_TELEMETRY_ALLOW_PII``
+is not consulted; LiveKit's ``allow_pii`` follows the destinations)."""
 
 OTEL_LIVEKIT_FLUSH_TIMEOUT = "OTEL_LIVEKIT_FLUSH_TIMEOUT"
 """Seconds the job-shutdown flush may take, kept well inside LiveKit's 10 s shutdown
