@@ -129,6 +129,9 @@ def test_langfuse_path_defaults_session_generations_and_no_content(
 
     # the default: no prompt, reply, transcript or tool payload anywhere Phoenix stored
     assert _texts_in(json.dumps(spans)) == []
+    values = [v for s in spans for v in s["attributes"].values()]
+    values += [v for s in spans for e in s["events"] for v in e["attributes"].values()]
+    assert "bye" not in values  # the audio turn's transcript (a substring of the reply otherwise)
     # yet the transcript events are there, text withheld
     events = [e for s in named["agent_turn"] for e in s["events"] if e["name"] == "voice_agent.transcript"]
     assert len(events) == 6
