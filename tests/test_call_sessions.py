@@ -126,6 +126,10 @@ def test_langfuse_path_defaults_session_generations_and_no_content(
         assert turn_id == turn["attributes"]["lk.speech_id"]
         children = [s for s in spans if s["parent_id"] == turn["context"]["span_id"]]
         assert children and all(c["attributes"]["voice_agent.turn.id"] == turn_id for c in children)
+    # the user's half of the audio turn carries the id of the agent turn that answered it
+    answered = [t for t in named["agent_turn"] if t["attributes"].get("lk.e2e_latency") is not None]
+    (answer,) = answered
+    assert user_turn["attributes"]["voice_agent.turn.id"] == answer["attributes"]["lk.speech_id"]
 
     # the default: no prompt, reply, transcript or tool payload anywhere Phoenix stored
     assert _texts_in(json.dumps(spans)) == []

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livekit import rtc
+from livekit.agents.metrics.base import EOUMetrics
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -21,7 +23,7 @@ from .. import semconv as sc
 from ..errors import ConfigurationError
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor, resolve_policy
-from .langfuse import CallAttributesProcessor, CallDefaults
+from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
 from .logs import CallLogs, log_exporter, log_mode
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
@@ -161,6 +163,16 @@ class _CallState:
         except Exception:
             logger.debug("otel_livekit: transcript event failed", exc_info=True)
 
+    def on_metrics(self, ev: Any) -> None:
+        """End of the user's speech names the speech that answers it: the user turn gets
+        the same turn id as the agent turn (its span is still open here)."""
+        metrics = getattr(ev, "metrics", None)
+        if not isinstance(metrics, EOUMetrics) or not metrics.speech_id:
+            return
+        span = self.inst.recorder.find_near(sc.SPAN_USER_TURN)
+        if span is not None and span.is_recording():
+            span.set_attribute(TURN_ID, metrics.speech_id)
+
     def on_close(self, session_ref: weakref.ReferenceType[Any], ev: Any) -> None:
         session = session_ref()
         if session is None:
@@ -194,6 +206,8 @@ def attach(session: Any, inst: Any) -> None:
         state = _CallState(features, inst)
         ref = weakref.ref(session)
         session.on("conversation_item_added", state.on_item)
+        # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated
+        rtc.EventEmitter.on(session, "metrics_collected", state.on_metrics)
         close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
         session.on("close", close)
     except Exception:
