@@ -13,6 +13,7 @@ from .session_hooks import (
     instrument_session,
     instrumentation_of,
 )
+from .sessions.calls import set_call_attributes
 from .telemetry import Telemetry, current, setup_tracing
 
 __version__ = "0.1.0"
@@ -31,5 +32,6 @@ __all__ = [
     "instrument_session",
     "instrumentation_of",
     "load_prices",
+    "set_call_attributes",
     "setup_tracing",
 ]

@@ -33,8 +33,9 @@ OTEL_LIVEKIT_AGENT_NAME = "OTEL_LIVEKIT_AGENT_NAME"
 """Resource ``livekit.agent.name``. Default: the job's agent name when set up inside a job."""
 
 OTEL_LIVEKIT_ALLOW_PII = "OTEL_LIVEKIT_ALLOW_PII"
-"""Whether transcripts, prompts and tool payloads may leave in spans (LiveKit's
-``allow_pii``). Default: LiveKit's own default (``LIVEKIT_TELEMETRY_ALLOW_PII``, else true)."""
+"""The older all-or-nothing content switch: ``true`` = ``OTEL_LIVEKIT_CONTENT=all``, ``false``
+= ``none``; ``OTEL_LIVEKIT_CONTENT`` wins. Default: no content (``LIVEKIT_TELEMETRY_ALLOW_PII``
+is not consulted; LiveKit's ``allow_pii`` follows the destinations)."""
 
 OTEL_LIVEKIT_FLUSH_TIMEOUT = "OTEL_LIVEKIT_FLUSH_TIMEOUT"
 """The one deadline, in seconds, for everything telemetry does at job end and at exit (the
@@ -73,3 +74,42 @@ Default: ``./otel-livekit-traces.jsonl``."""
 
 PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multiprocess directory (``otel-livekit doctor`` checks it exists)."""
+
+# --- per-call features (otel_livekit/sessions/) -------------------------------------------
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""The GenAI conventions' switch: NO_CONTENT (default), SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT.
+Without ``OTEL_LIVEKIT_CONTENT`` it applies to every destination; with it, it only says
+which kind (span attributes, span events) the listed destinations get."""
+
+OTEL_LIVEKIT_CONTENT = "OTEL_LIVEKIT_CONTENT"
+"""Destinations that receive conversation content (prompts, replies, transcripts, tool
+payloads), comma-separated: the backend's name (e.g. ``langfuse``), the names given to
+``span_exporters=``, ``processors`` (your ``span_processors=``), ``logs``, ``report``; or
+``all`` / ``none``. Default: none."""
+
+OTEL_LIVEKIT_SESSION_ID = "OTEL_LIVEKIT_SESSION_ID"
+"""Session id on every span (``session.id``, ``langfuse.session.id``). Default: the room name."""
+
+OTEL_LIVEKIT_USER_ID = "OTEL_LIVEKIT_USER_ID"
+"""User id on every span (``user.id``, ``langfuse.user.id``). Default: the remote
+participant's identity."""
+
+OTEL_LIVEKIT_TRACE_NAME = "OTEL_LIVEKIT_TRACE_NAME"
+"""Langfuse trace name. Default: ``voice_call``."""
+
+OTEL_LIVEKIT_TAGS = "OTEL_LIVEKIT_TAGS"
+"""Comma-separated Langfuse trace tags. Default: none."""
+
+OTEL_LIVEKIT_LANGFUSE_MAPPING = "OTEL_LIVEKIT_LANGFUSE_MAPPING"
+"""``true`` adds the Langfuse keys (trace name/tags/metadata, observation types, generation
+fields) for any backend. Default: true for the ``langfuse`` backend, false otherwise."""
+
+OTEL_LIVEKIT_REPORT_DIR = "OTEL_LIVEKIT_REPORT_DIR"
+"""Directory where each call's session report is written as JSON. Default: not written."""
+
+OTEL_LIVEKIT_LOGS = "OTEL_LIVEKIT_LOGS"
+"""``otlp`` exports Python log records and session reports as OTLP logs (endpoint from
+``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``/``OTEL_EXPORTER_OTLP_ENDPOINT``, else the backend's
+OTLP base); ``none`` turns off the trace/span ids put on Python log records. Default: ids only."""
+
+OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"

@@ -447,6 +447,7 @@ async def run_offline_session(
     stt_: OfflineSTT | None = None,
     in_job: bool = True,
     job_id: str = "job-offline",
+    room_name: str = "offline-room",
     interrupted_say: str | None = None,
     before_start: Callable[[AgentSession], Any] | None = None,
     before_close: Callable[[AgentSession], Any] | None = None,
@@ -461,6 +462,8 @@ async def run_offline_session(
     """
     cm: Any = fake_job_context(job_id=job_id) if in_job else contextlib.nullcontext(None)
     with cm as job_ctx:
+        if job_ctx is not None:  # the fake job's room is not connected: name it here
+            job_ctx.job.room.name = room_name
         session, audio_in = make_session(llm_=llm_, tts_=tts_, stt_=stt_)
         run = OfflineRun(session)
 

@@ -20,6 +20,7 @@ from . import semconv as sc
 from .catalogue import METER_NAME, Instruments
 from .pricing import load_prices, normalize_provider
 from .recorder import Recorder
+from .sessions.features import attach as attach_call_features
 from .turns import TurnTracker
 
 logger = logging.getLogger("otel_livekit")
@@ -69,6 +70,7 @@ class SessionInstrumentation:
             session.on(name, self._safe(handler))  # type: ignore[arg-type]
         recorder.add("voice_agent.sessions.started", 1)
         recorder.instruments.counter("voice_agent.sessions.active").add(1)
+        attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
         @functools.wraps(handler)

@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
@@ -46,6 +46,9 @@ from .exporters import (
 from .livekit_views import livekit_views
 from .pricing import PriceSource, load_prices
 from .recorder import Recorder
+from .sessions import features as session_features
+from .sessions.report import ReportCallback
+from .sessions.sampling import WholeCallSampler
 from .spans import SpanIndex
 
 logger = logging.getLogger("otel_livekit")
@@ -120,6 +123,7 @@ class Telemetry:
             return
         self._closed = True
         session_hooks.uninstall()
+        session_features.uninstall()
         budget = self.flush_timeout if timeout is None else timeout
         if self._is_stuck():
             budget = 0.0  # still started, so the exporters stop retrying
@@ -276,7 +280,9 @@ def _compact_span(span: ReadableSpan) -> str:
     return f"[otel_livekit] span {span.name:<22} {ms:9.1f} ms trace={trace_id} {extra}\n"
 
 
-def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcessor | None:
+def _span_processor(
+    plan: ExportPlan, health: list[ExportHealth], wrap: Callable[[SpanExporter, str], SpanExporter]
+) -> SpanProcessor | None:
     if plan.traces is None:
         return None
     h = ExportHealth("traces", f"{plan.backend} (stderr)")
@@ -293,7 +299,7 @@ def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcess
         h.target = f"file ({plan.traces.path})"
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
-    return CountingBatchSpanProcessor(ReportingSpanExporter(exporter, h, http=http), h)
+    return CountingBatchSpanProcessor(ReportingSpanExporter(wrap(exporter, plan.backend), h, http=http), h)
 
 
 _DELTA: dict[type, AggregationTemporality] = {
@@ -344,6 +350,16 @@ def setup_tracing(
     metric_readers: Sequence[MetricReader] = (),
     prices: PriceSource = None,
     instrument_sessions: bool | None = None,
+    content: str | bool | Sequence[str] | None = None,
+    span_exporters: Mapping[str, SpanExporter] | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    trace_name: str | None = None,
+    tags: Sequence[str] | None = None,
+    langfuse_mapping: bool | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
+    on_report: ReportCallback | None = None,
+    logs: str | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
@@ -356,6 +372,12 @@ def setup_tracing(
     ``AgentSession`` started afterwards is instrumented unless ``instrument_sessions`` (or
     ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. A second call returns the first handle
     and adds nothing.
+
+    Per call (see the README): ``content`` names the destinations that may receive
+    conversation content (default none); ``span_exporters`` adds named destinations beside
+    the backend; ``session_id``/``user_id``/``trace_name``/``tags`` override what every span
+    of a call carries; ``langfuse_mapping`` adds the Langfuse keys for any backend;
+    ``report_dir``/``on_report`` receive each session report; ``logs="otlp"`` exports logs.
 
     Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
     required variable or a malformed endpoint.
@@ -378,8 +400,6 @@ def setup_tracing(
             if flush_timeout is not None
             else _float_env(env, ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT)
         )
-        if allow_pii is None and env.get(ev.OTEL_LIVEKIT_ALLOW_PII):
-            allow_pii = _truthy(env.get(ev.OTEL_LIVEKIT_ALLOW_PII))
         resource = _resource(
             env,
             plan,
@@ -395,16 +415,40 @@ def setup_tracing(
             raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
             instrument_sessions = raw is None or _truthy(raw)
 
+        span_destinations = [plan.backend] if plan.traces is not None else []
+        span_destinations += list(span_exporters or {})
+        if span_processors:
+            span_destinations.append(session_features.PROCESSORS)
+        features, destinations = session_features.configure(
+            env=env, backend=plan.backend, span_destinations=span_destinations, content=content,
+            allow_pii=allow_pii, session_id=session_id, user_id=user_id, trace_name=trace_name,
+            tags=tags, environment=environment, langfuse_mapping=langfuse_mapping,
+            report_dir=report_dir, on_report=on_report, logs=logs,
+        )  # fmt: skip
+
         health: list[ExportHealth] = []
         quiet_repeated_exporter_logs()
         # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        tracer_provider.sampler = WholeCallSampler(tracer_provider.sampler)  # a job's traces sampled as one
         span_index = SpanIndex()
         tracer_provider.add_span_processor(span_index)
-        if (processor := _span_processor(plan, health)) is not None:
+        tracer_provider.add_span_processor(features.processor)  # call ids on every span
+        if (processor := _span_processor(plan, health, features.exporter)) is not None:
             tracer_provider.add_span_processor(processor)
+        for name, span_exporter in (span_exporters or {}).items():
+            h = ExportHealth("traces", name)
+            health.append(h)
+            wrapped = ReportingSpanExporter(features.exporter(span_exporter, name), h)
+            tracer_provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
         for extra in span_processors:
-            tracer_provider.add_span_processor(extra)
+            tracer_provider.add_span_processor(features.span_processor(extra))
+        dest = plan.traces if isinstance(plan.traces, Destination) else None
+        session_features.install(
+            features, tracer_provider=tracer_provider, resource=resource, env=env, logs=logs,
+            backend=plan.backend, traces_endpoint=dest.endpoint if dest else None,
+            headers=dest.revealed_headers() if dest else None,
+        )  # fmt: skip
 
         readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
         readers.extend(metric_readers)
@@ -415,12 +459,15 @@ def setup_tracing(
             shutdown_on_exit=False,
         )
 
-        _install_globals(tracer_provider, meter_provider, metadata, allow_pii)
+        # LiveKit must produce content when any span destination takes it; ours strip it elsewhere
+        livekit_pii = features.policy.anywhere(span_destinations)
+        _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
         recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
         session_hooks.install(recorder, auto=instrument_sessions)
         _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
+        logger.info("otel_livekit: %s", features.policy.describe(destinations))
         return _current
 
 

@@ -1,5 +1,6 @@
 """A wire-level OTLP/HTTP receiver for tests: decodes real protobuf requests with
-``opentelemetry-proto``. Used where no real backend stores what we need (OTLP metrics)."""
+``opentelemetry-proto``. Used where no real backend stores what we need (OTLP metrics,
+logs) and as a second destination beside a real one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -47,6 +49,8 @@ class OtlpReceiver:
                 msg: Any
                 if self.path.endswith("/v1/metrics"):
                     msg = ExportMetricsServiceRequest()
+                elif self.path.endswith("/v1/logs"):
+                    msg = ExportLogsServiceRequest()
                 else:
                     msg = ExportTraceServiceRequest()
                 msg.ParseFromString(raw)
@@ -101,6 +105,19 @@ class OtlpReceiver:
                 for sm in rm.scope_metrics:
                     for m in sm.metrics:
                         yield res, m
+
+
+    def logs(self) -> list[tuple[dict[str, Any], Any]]:
+        """(resource attributes, log record) for every log record received."""
+        out = []
+        for req in self.requests:
+            if not isinstance(req.body, ExportLogsServiceRequest):
+                continue
+            for rl in req.body.resource_logs:
+                res = attrs(rl.resource.attributes)
+                for sl in rl.scope_logs:
+                    out.extend((res, r) for r in sl.log_records)
+        return out
 
 
 def attrs(kvs: Any) -> dict[str, Any]:

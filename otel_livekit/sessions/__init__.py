@@ -1,0 +1,1 @@
+"""Per-call features: Langfuse mapping, content rules, reports, logs."""

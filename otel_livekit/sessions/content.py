@@ -1,0 +1,266 @@
+"""Content rules per destination: conversation content (prompts, replies, transcripts, tool
+arguments and results) leaves the process only where the user opted in.
+
+Applied in-process, per destination, on a copy of each finished span (the span LiveKit
+hands every processor is never touched). Default: no content anywhere, as the OpenTelemetry
+GenAI conventions advise; their ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+switch is honoured beside ``OTEL_LIVEKIT_CONTENT``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from livekit.agents.telemetry import pii
+from opentelemetry import context as context_api
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
+
+from .. import environment_variables as ev
+from ..errors import ConfigurationError
+from .langfuse import LF_INPUT, LF_OUTPUT, observation_attributes
+
+logger = logging.getLogger("otel_livekit")
+
+EXTRA_CONTENT_ATTRIBUTES = frozenset({LF_INPUT, LF_OUTPUT, "input.value", "output.value"})
+"""Content keys LiveKit's own list misses (ours, Langfuse's and OpenInference's)."""
+
+REDACTED = "[content withheld]"
+
+
+def is_content_attribute(key: str) -> bool:
+    """LiveKit's rule (an ``x.pii.y`` segment, the GenAI content keys) plus ours."""
+    return pii.is_pii_attribute(key) or key in EXTRA_CONTENT_ATTRIBUTES
+
+
+@dataclass(frozen=True)
+class ContentRule:
+    """What one destination may receive: content in span attributes, in span events."""
+
+    attributes: bool = False
+    events: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.attributes or self.events
+
+
+NO_CONTENT = ContentRule()
+ALL = "all"
+
+_GENAI_KINDS: Mapping[str, ContentRule | None] = {
+    "NO_CONTENT": None,
+    "FALSE": None,
+    "SPAN_ONLY": ContentRule(attributes=True),
+    "EVENT_ONLY": ContentRule(events=True),
+    "SPAN_AND_EVENT": ContentRule(attributes=True, events=True),
+    "TRUE": ContentRule(attributes=True, events=True),
+}
+
+
+@dataclass(frozen=True)
+class ContentPolicy:
+    """Which destinations receive content (``ALL`` in ``destinations`` means every one)
+    and of what kind; ``decided_by`` names the setting for the startup log line."""
+
+    destinations: frozenset[str]
+    kind: ContentRule
+    decided_by: str
+
+    def rule(self, destination: str) -> ContentRule:
+        if ALL in self.destinations or destination in self.destinations:
+            return self.kind
+        return NO_CONTENT
+
+    def anywhere(self, destinations: Iterable[str]) -> bool:
+        return any(self.rule(d).any for d in destinations)
+
+    def check(self, known: Sequence[str]) -> None:
+        unknown = sorted(self.destinations - {ALL, *known})
+        if unknown:
+            raise ConfigurationError(
+                f"{ev.OTEL_LIVEKIT_CONTENT} names unknown destination(s) {', '.join(unknown)}; "
+                f"this setup has: {', '.join(known)} (or 'all', 'none')"
+            )
+
+    def describe(self, destinations: Sequence[str]) -> str:
+        given = [d for d in destinations if self.rule(d).any]
+        withheld = [d for d in destinations if not self.rule(d).any]
+        switch = f"{ev.OTEL_LIVEKIT_CONTENT} / {ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT}"
+        if not given:
+            return (
+                "conversation content (prompts, replies, transcripts, tool payloads) goes to "
+                f"no destination (default; opt in per destination with {switch})"
+            )
+        kinds = "+".join(k for k, on in (("attributes", self.kind.attributes),
+                                         ("events", self.kind.events)) if on)  # fmt: skip
+        return (
+            f"conversation content ({kinds}) goes to {', '.join(given)}; withheld from "
+            f"{', '.join(withheld) or 'nothing'} (set by {self.decided_by}; switch: {switch})"
+        )
+
+
+def _parse_list(raw: str | bool | Sequence[str], var: str) -> frozenset[str]:
+    if isinstance(raw, bool):
+        return frozenset({ALL}) if raw else frozenset()
+    items = [raw] if isinstance(raw, str) else list(raw)
+    names = {p.strip().lower() for item in items for p in item.split(",") if p.strip()}
+    if "*" in names:
+        names = (names - {"*"}) | {ALL}
+    if "none" in names:
+        if len(names) > 1:
+            raise ConfigurationError(f"{var}: 'none' cannot be combined with other destinations")
+        return frozenset()
+    return frozenset(names)
+
+
+def _truthy(raw: str, var: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{var} must be true or false, got {raw!r}")
+
+
+def resolve_policy(
+    content: str | bool | Sequence[str] | None,
+    allow_pii: bool | None,
+    env: Mapping[str, str],
+) -> ContentPolicy:
+    """argument > ``OTEL_LIVEKIT_CONTENT`` > ``allow_pii`` / ``OTEL_LIVEKIT_ALLOW_PII``
+    (the older all-or-nothing switch) > the GenAI switch > no content."""
+    genai_raw = env.get(ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, "").strip()
+    genai_kind: ContentRule | None = None
+    if genai_raw:
+        key = genai_raw.upper()
+        if key not in _GENAI_KINDS:
+            raise ConfigurationError(
+                f"{ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT} must be one of "
+                f"{', '.join(k for k in _GENAI_KINDS if k not in ('TRUE', 'FALSE'))}, got {genai_raw!r}"
+            )
+        genai_kind = _GENAI_KINDS[key]
+    kind = genai_kind or ContentRule(attributes=True, events=True)
+
+    if content is not None:
+        return ContentPolicy(_parse_list(content, "content="), kind, "content=")
+    if raw := env.get(ev.OTEL_LIVEKIT_CONTENT, "").strip():
+        return ContentPolicy(_parse_list(raw, ev.OTEL_LIVEKIT_CONTENT), kind, ev.OTEL_LIVEKIT_CONTENT)
+    if allow_pii is not None:
+        return ContentPolicy(_parse_list(allow_pii, "allow_pii="), kind, "allow_pii=")
+    if raw := env.get(ev.OTEL_LIVEKIT_ALLOW_PII, "").strip():
+        allowed = _truthy(raw, ev.OTEL_LIVEKIT_ALLOW_PII)
+        return ContentPolicy(_parse_list(allowed, ""), kind, ev.OTEL_LIVEKIT_ALLOW_PII)
+    if genai_kind is not None:
+        return ContentPolicy(
+            frozenset({ALL}), genai_kind, ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+        )
+    return ContentPolicy(frozenset(), NO_CONTENT, "default")
+
+
+# --- the per-destination view of a span -------------------------------------------------
+
+
+def filter_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    out = pii.filter_attributes(attributes)  # also withholds exception messages
+    return {k: v for k, v in out.items() if k not in EXTRA_CONTENT_ATTRIBUTES}
+
+
+def _events(events: Sequence[Event]) -> list[Event]:
+    kept: list[Event] = []
+    for e in events:
+        if e.name in pii.PII_EVENT_NAMES:
+            continue
+        attrs = e.attributes or {}
+        if any(is_content_attribute(k) or k.startswith("exception.") for k in attrs):
+            kept.append(Event(e.name, filter_attributes(attrs), e.timestamp))
+        else:
+            kept.append(e)
+    return kept
+
+
+def destination_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> ReadableSpan:
+    """The span as one destination may see it; ``span`` itself when nothing changes."""
+    attributes: Mapping[str, Any] = span.attributes or {}
+    extra = observation_attributes(span, with_content=rule.attributes) if langfuse else {}
+    strip_attrs = not rule.attributes and any(is_content_attribute(k) for k in attributes)
+    strip_events = not rule.events and any(
+        e.name in pii.PII_EVENT_NAMES or any(is_content_attribute(k) for k in (e.attributes or {}))
+        for e in span.events
+    )
+    redact_status = (
+        not rule.attributes and span.status.status_code is StatusCode.ERROR and bool(span.status.description)
+    )
+    if not (extra or strip_attrs or strip_events or redact_status):
+        return span
+    new_attrs = {**attributes, **extra}
+    if not rule.attributes:
+        new_attrs = filter_attributes(new_attrs)
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=new_attrs,
+        events=_events(span.events) if not rule.events else span.events,
+        links=span.links,
+        kind=span.kind,
+        status=Status(StatusCode.ERROR, REDACTED) if redact_status else span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _safe_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> ReadableSpan | None:
+    try:
+        return destination_view(span, rule, langfuse)
+    except Exception:
+        logger.debug("otel_livekit: content filter failed; span dropped", exc_info=True)
+        return None  # never let content through by accident
+
+
+class DestinationExporter(SpanExporter):
+    """Wraps one destination's exporter; runs on the export thread, not the agent's loop."""
+
+    def __init__(self, inner: SpanExporter, rule: ContentRule, langfuse: bool = False) -> None:
+        self.inner = inner
+        self.rule = rule
+        self.langfuse = langfuse
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        views = [v for s in spans if (v := _safe_view(s, self.rule, self.langfuse)) is not None]
+        return self.inner.export(views)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class DestinationProcessor(SpanProcessor):
+    """Wraps a user-supplied processor: it sees the filtered copy at ``on_end``."""
+
+    def __init__(self, inner: SpanProcessor, rule: ContentRule, langfuse: bool = False) -> None:
+        self.inner = inner
+        self.rule = rule
+        self.langfuse = langfuse
+
+    def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
+        self.inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        view = _safe_view(span, self.rule, self.langfuse)
+        if view is not None:
+            self.inner.on_end(view)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)

@@ -1,0 +1,214 @@
+"""Builds the per-call features from ``setup_tracing()``'s arguments and the environment,
+and attaches them to each session (one call from the session instrumentation)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livekit import rtc
+from livekit.agents.metrics.base import EOUMetrics
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from .. import environment_variables as ev
+from .. import semconv as sc
+from ..errors import ConfigurationError
+from .calls import call_info, job_info, session_starting
+from .content import ContentPolicy, DestinationExporter, DestinationProcessor, resolve_policy
+from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
+from .logs import CallLogs, log_exporter, log_mode
+from .report import ReportCallback, ReportSinks, build, emit
+from .transcript import Transcript
+
+logger = logging.getLogger("otel_livekit")
+
+PROCESSORS = "processors"
+LOGS = "logs"
+REPORT = "report"
+
+
+@dataclass
+class SessionFeatures:
+    policy: ContentPolicy
+    defaults: CallDefaults
+    processor: CallAttributesProcessor
+    sinks: ReportSinks = field(default_factory=ReportSinks)
+    logs: CallLogs | None = None
+
+    def exporter(self, inner: SpanExporter, destination: str) -> SpanExporter:
+        return DestinationExporter(inner, self.policy.rule(destination), self.defaults.langfuse)
+
+    def span_processor(self, inner: SpanProcessor) -> SpanProcessor:
+        return DestinationProcessor(inner, self.policy.rule(PROCESSORS), self.defaults.langfuse)
+
+
+_current: SessionFeatures | None = None
+
+
+def _bool(raw: str | None, var: str) -> bool | None:
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{var} must be true or false, got {raw!r}")
+
+
+def configure(
+    *,
+    env: Mapping[str, str],
+    backend: str,
+    span_destinations: Sequence[str],
+    content: str | bool | Sequence[str] | None,
+    allow_pii: bool | None,
+    session_id: str | None,
+    user_id: str | None,
+    trace_name: str | None,
+    tags: Sequence[str] | None,
+    environment: str | None,
+    langfuse_mapping: bool | None,
+    report_dir: str | os.PathLike[str] | None,
+    on_report: ReportCallback | None,
+    logs: str | None,
+) -> tuple[SessionFeatures, list[str]]:
+    """Validate everything up front (a bad value fails setup, naming its variable)."""
+    policy = resolve_policy(content, allow_pii, env)
+    mode = log_mode(logs, env)
+    directory = report_dir or env.get(ev.OTEL_LIVEKIT_REPORT_DIR) or None
+    destinations = list(span_destinations)
+    if mode == "otlp":
+        destinations.append(LOGS)
+    if directory or on_report:
+        destinations.append(REPORT)
+    policy.check(destinations)
+    if langfuse_mapping is None:
+        langfuse_mapping = _bool(env.get(ev.OTEL_LIVEKIT_LANGFUSE_MAPPING), ev.OTEL_LIVEKIT_LANGFUSE_MAPPING)
+    raw_tags = tags if tags is not None else (env.get(ev.OTEL_LIVEKIT_TAGS) or "").split(",")
+    defaults = CallDefaults(
+        session_id=session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,
+        user_id=user_id or env.get(ev.OTEL_LIVEKIT_USER_ID) or None,
+        trace_name=trace_name or env.get(ev.OTEL_LIVEKIT_TRACE_NAME) or None,
+        environment=environment or env.get(ev.OTEL_LIVEKIT_ENVIRONMENT) or None,
+        tags=tuple(t.strip() for t in raw_tags if t.strip()),
+        langfuse=langfuse_mapping if langfuse_mapping is not None else backend == "langfuse",
+    )
+    features = SessionFeatures(policy, defaults, CallAttributesProcessor(defaults))
+    features.sinks = ReportSinks(
+        report_dir=Path(directory) if directory else None,
+        callback=on_report,
+        report_rule=policy.rule(REPORT),
+        logs_rule=policy.rule(LOGS),
+    )
+    return features, destinations
+
+
+def install(
+    features: SessionFeatures,
+    *,
+    tracer_provider: TracerProvider,
+    resource: Resource,
+    env: Mapping[str, str],
+    logs: str | None,
+    backend: str,
+    traces_endpoint: str | None,
+    headers: dict[str, str] | None,
+) -> None:
+    global _current
+    mode = log_mode(logs, env)
+    exporter = log_exporter(env, traces_endpoint, headers, backend) if mode == "otlp" else None
+    features.logs = CallLogs(mode, tracer_provider, resource, exporter, features.policy.rule(LOGS))
+    if features.logs.provider is not None:
+        log = features.logs.provider.get_logger("otel_livekit.sessions")
+        features.sinks = ReportSinks(
+            report_dir=features.sinks.report_dir,
+            callback=features.sinks.callback,
+            report_rule=features.sinks.report_rule,
+            log=log,
+            logs_rule=features.sinks.logs_rule,
+        )
+    _current = features
+
+
+def uninstall() -> None:
+    global _current
+    if _current is not None and _current.logs is not None:
+        _current.logs.uninstall()
+    _current = None
+
+
+class _CallState:
+    """Per session, released with it: the transcript so far and where to report."""
+
+    def __init__(self, features: SessionFeatures, inst: Any) -> None:
+        self.features = features
+        self.inst = inst
+        self.transcript = Transcript()
+
+    def session_span(self) -> Any:
+        return self.inst.recorder.find_near(sc.SPAN_AGENT_SESSION)
+
+    def on_item(self, ev: Any) -> None:
+        try:
+            self.transcript.add(ev.item, self.session_span())
+        except Exception:
+            logger.debug("otel_livekit: transcript event failed", exc_info=True)
+
+    def on_metrics(self, ev: Any) -> None:
+        """End of the user's speech names the speech that answers it: the user turn gets
+        the same turn id as the agent turn (its span is still open here)."""
+        metrics = getattr(ev, "metrics", None)
+        if not isinstance(metrics, EOUMetrics) or not metrics.speech_id:
+            return
+        span = self.inst.recorder.find_near(sc.SPAN_USER_TURN)
+        if span is not None and span.is_recording():
+            span.set_attribute(TURN_ID, metrics.speech_id)
+
+    def on_close(self, session_ref: weakref.ReferenceType[Any], ev: Any) -> None:
+        session = session_ref()
+        if session is None:
+            return
+        try:
+            span = self.session_span()
+            # a call the sampler dropped has no recording span: its context still names the trace
+            ctx = (span or trace.get_current_span()).get_span_context()
+            session_id, user_id = self.features.processor.call_ids(call_info(session), job_info())
+            ids = {
+                "trace_id": format(ctx.trace_id, "032x") if ctx.is_valid else "",
+                "span_id": format(ctx.span_id, "016x") if ctx.is_valid else "",
+                "session_id": session_id or "",
+                "user_id": user_id or "",
+            }
+            full, bare = build(session, ids, self.transcript.lines, getattr(self.inst, "summary", None))
+            emit(self.features.sinks, span, full, bare)
+        except Exception:
+            logger.warning("otel_livekit: session report failed", exc_info=True)
+        self.transcript = Transcript()
+
+
+def attach(session: Any, inst: Any) -> None:
+    """Called once per session from its instrumentation, before ``session.start()``
+    creates the ``agent_session`` span. Never raises."""
+    try:
+        session_starting(session)
+        features = _current
+        if features is None:
+            return
+        state = _CallState(features, inst)
+        ref = weakref.ref(session)
+        session.on("conversation_item_added", state.on_item)
+        # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated
+        rtc.EventEmitter.on(session, "metrics_collected", state.on_metrics)
+        close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
+        session.on("close", close)
+    except Exception:
+        logger.warning("otel_livekit: could not attach per-call features", exc_info=True)

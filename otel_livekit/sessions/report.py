@@ -1,0 +1,147 @@
+"""The session report at session end: LiveKit's ``SessionReport`` (ids, timings, usage,
+close reason, events, transcript when content is allowed) plus the trace id, exported as
+an OTLP log record and a span event on the call's ``agent_session`` span, and optionally
+written as JSON or handed to a callback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import Logger, SeverityNumber
+from opentelemetry.sdk.trace import Span
+
+from .content import NO_CONTENT, ContentRule
+
+logger = logging.getLogger("otel_livekit")
+
+EVENT_REPORT = "voice_agent.session.report"
+ATTR_REPORT = "voice_agent.session.report"
+ATTR_REPORT_CONTENT = "voice_agent.pii.session.report"
+"""The report with chat history, events and transcript: content, stripped per destination."""
+
+ReportCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ReportSinks:
+    report_dir: Path | None = None
+    callback: ReportCallback | None = None
+    report_rule: ContentRule = NO_CONTENT
+    log: Logger | None = None
+    logs_rule: ContentRule = NO_CONTENT
+
+
+def livekit_report(session: Any) -> Any:
+    """LiveKit's own report: the job's when inside one, else built the same way."""
+    from livekit.agents import get_job_context
+    from livekit.agents.voice.report import SessionReport
+
+    ctx = get_job_context(required=False)
+    if ctx is not None:
+        try:
+            return ctx.make_session_report(session)
+        except Exception:  # e.g. the recorder is still recording
+            logger.debug("otel_livekit: make_session_report failed", exc_info=True)
+    started = getattr(session, "_started_at", None)
+    report = SessionReport(
+        job_id="", room_id="", room="",
+        options=session.options,
+        events=list(getattr(session, "_recorded_events", [])),
+        chat_history=session.history.copy(),
+        model_usage=session.usage.model_usage,
+        started_at=started,
+    )  # fmt: skip
+    if started:
+        report.duration = report.timestamp - started
+    return report
+
+
+def build(session: Any, ids: dict[str, str], transcript: list[dict[str, Any]],
+          summary: Any) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """(with content, without content)."""
+    sr = livekit_report(session)
+    full: dict[str, Any] = json.loads(json.dumps(sr.to_dict(), default=str))
+    bare: dict[str, Any] = json.loads(
+        json.dumps(sr.to_dict(include_chat_history=False, include_events=False), default=str)
+    )
+    bare["events"] = [
+        {"type": e.get("type"), "created_at": e.get("created_at")} for e in full.get("events", [])
+    ]
+    for d in (full, bare):
+        d.update(ids)
+        if summary is not None:
+            d["cost_usd"] = summary.cost_usd
+            d["agent_turns"] = summary.agent_turns
+            d["interruptions"] = summary.interruptions
+    full["transcript"] = transcript
+    bare["turns"] = [{k: v for k, v in line.items() if k != "text"} for line in transcript]
+    return full, bare
+
+
+def emit(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+    """Never raises; file writing runs off the event loop."""
+    for step in (_span_event, _log_record, _file, _callback):
+        try:
+            step(sinks, span, full, bare)
+        except Exception:
+            logger.warning("otel_livekit: session report %s failed", step.__name__, exc_info=True)
+
+
+def _span_event(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+    if span is None or not span.is_recording():
+        return
+    span.add_event(EVENT_REPORT, {
+        ATTR_REPORT: json.dumps(bare),
+        ATTR_REPORT_CONTENT: json.dumps(full),
+        "voice_agent.close_reason": str(bare.get("close_reason", "")),
+    })  # fmt: skip
+
+
+def _log_record(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+    if sinks.log is None:
+        return
+    body = full if sinks.logs_rule.any else bare
+    ctx = trace.set_span_in_context(span) if span is not None else None
+    sinks.log.emit(
+        context=ctx,
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        body=json.dumps(body),
+        event_name=EVENT_REPORT,
+        attributes={k: v for k, v in bare.items() if k in ("session_id", "user_id", "trace_id", "job_id")},
+    )
+
+
+def _safe_name(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", value)[:80] or "session"
+
+
+def _file(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+    if sinks.report_dir is None:
+        return
+    body = full if sinks.report_rule.any else bare
+    path = sinks.report_dir / f"{_safe_name(str(bare.get('session_id', '')))}-{bare.get('trace_id', '')}.json"
+
+    def write() -> None:
+        try:
+            sinks.report_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(body, indent=2))
+            tmp.replace(path)
+        except Exception:
+            logger.warning("otel_livekit: could not write the session report to %s", path, exc_info=True)
+
+    threading.Thread(target=write, name="otel_livekit-report", daemon=False).start()
+
+
+def _callback(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+    if sinks.callback is not None:
+        sinks.callback(full if sinks.report_rule.any else bare)
