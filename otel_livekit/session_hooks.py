@@ -141,14 +141,11 @@ class SessionInstrumentation:
         r.hist("voice_agent.session.duration", duration, {sc.CLOSE_REASON: reason})
         r.hist("voice_agent.session.turns", self.agent_turns)
         self.summary = self._summarize(reason, duration)
-        session_span = r.find_near(sc.SPAN_AGENT_SESSION)
-        r.annotate(session_span, {
+        r.annotate(r.find_near(sc.SPAN_AGENT_SESSION), {
             sc.ATTR_SESSION_TURNS: self.agent_turns, sc.ATTR_SESSION_COST: self.summary.cost_usd,
         })  # fmt: skip
         logger.info("otel_livekit: session ended: %s", self.summary)
         self.turns = TurnTracker()  # free what never completed
-        if session_span is not None and r.spans is not None:
-            r.spans.forget_trace(session_span.context.trace_id)  # spans of this call never ended
 
     def _summarize(self, reason: str, duration: float) -> SessionSummary:
         session = self.session

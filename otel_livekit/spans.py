@@ -41,6 +41,8 @@ class SpanIndex(SpanProcessor):
         if span.name in WATCHED and span.context is not None:
             with self._lock:
                 self._open.pop(span.context.span_id, None)
+            if span.name == sc.SPAN_AGENT_SESSION:
+                self.forget_trace(span.context.trace_id)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -73,8 +75,9 @@ class SpanIndex(SpanProcessor):
         return child or self.find(name, same_trace)
 
     def forget_trace(self, trace_id: int) -> None:
-        """A call ended: drop its spans that never ended (cancelled work), so nothing of
-        the call stays in memory until the size bound pushes it out."""
+        """A call ended (its agent_session span did): drop its spans that never ended
+        (cancelled work), so nothing of the call stays in memory until the size bound pushes
+        it out."""
         with self._lock:
             for span_id in [k for k, s in self._open.items() if s.context.trace_id == trace_id]:
                 del self._open[span_id]
