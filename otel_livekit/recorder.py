@@ -278,10 +278,12 @@ class Recorder:
         state.total = total
         turn_input = "audio" if state.eou_delay is not None else "text"
         span = self.span_with(sc.SPAN_AGENT_TURN, sc.LK_SPEECH_ID, state.speech_id)
-        kind: Attrs = {sc.TURN_INPUT: turn_input}
+        # the turn id rides along to the exemplars; the View keeps it off the series
+        turn: Attrs = {sc.TURN_ID: state.speech_id}
+        kind: Attrs = {sc.TURN_INPUT: turn_input, **turn}
         self.hist("voice_agent.turn.latency", total, kind, span)
         if state.eou_delay is not None:
-            self.hist("voice_agent.turn.end_of_utterance_delay", state.eou_delay, None, span)
+            self.hist("voice_agent.turn.end_of_utterance_delay", state.eou_delay, turn, span)
         self.hist("voice_agent.turn.llm_ttft", state.llm_ttft,
                   {**(state.llm_attributes or {}), **kind}, span)  # fmt: skip
         self.hist("voice_agent.turn.tts_ttfb", state.tts_ttfb,
@@ -297,11 +299,12 @@ class Recorder:
         state = turns.pop(speech_id) if speech_id else None
         if not valid(e2e):
             return
-        self.hist("voice_agent.turn.e2e_latency", e2e, None, span)
+        turn: Attrs | None = {sc.TURN_ID: speech_id} if speech_id else None
+        self.hist("voice_agent.turn.e2e_latency", e2e, turn, span)
         if state is None or state.total is None:
             return
         remainder = float(e2e) - state.total  # type: ignore[arg-type]
-        self.hist("voice_agent.turn.remainder", remainder, None, span)
+        self.hist("voice_agent.turn.remainder", remainder, turn, span)
         self.annotate(span, {sc.ATTR_TURN_REMAINDER: remainder})
 
     def _stt(self, m: STTMetrics, turns: TurnTracker) -> None:

@@ -415,6 +415,16 @@ def test_ten_turn_session_breakdown() -> None:
                        tts_=VaryingTTS([0.03, 0.19, 0.07, 0.26, 0.11]))  # fmt: skip
     ttfts = check_turn_breakdown(rec, expected_turns=10, audio_turns=2)
     assert max(ttfts) - min(ttfts) > 0.2  # the turns really differ
+    # exemplars tie each sample to its agent_turn span and carry the turn id (not a label)
+    speech_of = {s.context.span_id: (s.attributes or {})["lk.speech_id"]
+                 for s in spans_named(rec, "agent_turn")}  # fmt: skip
+    for name in ("voice_agent.turn.latency", "voice_agent.turn.llm_ttft", "voice_agent.turn.e2e_latency"):
+        points = rec.points.matching(name)
+        exemplars = [e for pt in points for e in pt.exemplars]
+        assert exemplars, name
+        for e in exemplars:
+            assert e.filtered_attributes["voice_agent.turn.id"] == speech_of[e.span_id], name
+        assert all("voice_agent.turn.id" not in pt.attributes for pt in points)
     # exemplars tie turn histogram samples to their agent_turn spans
     turn_ids = {s.context.span_id for s in spans_named(rec, "agent_turn")}
     exemplars = [e for pt in rec.points.matching("voice_agent.turn.latency") for e in pt.exemplars]
