@@ -66,3 +66,20 @@ OTEL_LIVEKIT_PRICES = "OTEL_LIVEKIT_PRICES"
 OTEL_LIVEKIT_INSTRUMENT_SESSIONS = "OTEL_LIVEKIT_INSTRUMENT_SESSIONS"
 """``false`` stops setup_tracing() from instrumenting every AgentSession automatically
 (then call ``instrument_session(session)`` yourself). Default: true."""
+
+# --- Prometheus (otel_livekit/export/prometheus.py) ---------------------------------------
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory (LiveKit's worker sets it from its
+``prometheus_multiproc_dir`` option). When set, the catalogue's metrics are written there so
+the worker's ``/metrics`` sums every job process. Default: unset."""
+
+OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS = "OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS"
+"""``auto``, ``true`` or ``false``: write the catalogue's metrics to prometheus-client's
+multiprocess files. Default: auto (on when ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+
+OTEL_LIVEKIT_PROMETHEUS_PORT = "OTEL_LIVEKIT_PROMETHEUS_PORT"
+"""Port of a standalone ``/metrics`` endpoint otel_livekit serves itself (0: any free port).
+Default: unset (no endpoint)."""
+
+OTEL_LIVEKIT_PROMETHEUS_HOST = "OTEL_LIVEKIT_PROMETHEUS_HOST"
+"""Address the standalone endpoint binds. Default: 127.0.0.1 (loopback only)."""

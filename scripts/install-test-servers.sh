@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real backends the integration tests run against:
 #   - nginx (Debian nginx-light): Basic-auth front that mimics Langfuse's OTLP endpoint.
+#   - Prometheus + promtool (Debian prometheus 2.42, extracted into the tools dir, no service).
 #   - Arize Phoenix (PyPI) in its OWN virtualenv: an OTLP/HTTP trace store we can query.
 # Idempotent and fast when everything is already there. Does not start any service.
 set -euo pipefail
@@ -54,6 +55,19 @@ if ! ldconfig -p 2>/dev/null | grep -q libportaudio; then
     }
 fi
 
+# --- Prometheus + promtool: Debian's package extracted, never installed as a service ----
+# (static Go binaries that need only libc; tests/servers.py PrometheusServer finds them)
+PROMETHEUS_DIR="$TOOLS_DIR/prometheus"
+if [ ! -x "$PROMETHEUS_DIR/usr/bin/prometheus" ] || [ ! -x "$PROMETHEUS_DIR/usr/bin/promtool" ]; then
+    echo "==> extracting Debian prometheus into $PROMETHEUS_DIR"
+    download="$(mktemp -d)"
+    (cd "$download" && { apt-get download prometheus >/dev/null 2>&1 \
+        || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null; }; })
+    mkdir -p "$PROMETHEUS_DIR"
+    dpkg-deb -x "$download"/prometheus_*.deb "$PROMETHEUS_DIR"
+    rm -rf "$download"
+fi
+
 # --- Arize Phoenix (own venv) ---------------------------------------------------
 if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
     echo "==> installing arize-phoenix==$PHOENIX_VERSION into $PHOENIX_VENV"
@@ -68,4 +82,5 @@ fi
 
 echo "nginx:   $NGINX_BIN ($("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'))"
 echo "phoenix: $PHOENIX_VENV/bin/phoenix (arize-phoenix $("$PHOENIX_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))'))"
+echo "prometheus: $PROMETHEUS_DIR/usr/bin/prometheus ($("$PROMETHEUS_DIR/usr/bin/prometheus" --version 2>&1 | head -1))"
 echo "tests find Phoenix via OTEL_LIVEKIT_TOOLS_DIR=$TOOLS_DIR (or OTEL_LIVEKIT_PHOENIX=<binary>)"

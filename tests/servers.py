@@ -1,4 +1,5 @@
-"""Real backends for integration tests: Arize Phoenix and an nginx Basic-auth front.
+"""Real backends for integration tests: Arize Phoenix, an nginx Basic-auth front and
+Prometheus.
 
 Why: the exporters must be tested against servers that really decode OTLP and really
 enforce auth, not against mocks. Phoenix is a trace store that accepts OTLP/HTTP
@@ -91,6 +92,15 @@ def nginx_binary() -> str | None:
     if found:
         return found
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def prometheus_binary(name: str = "prometheus") -> str | None:
+    """``prometheus`` or ``promtool``: from the tools dir (install-test-servers.sh extracts
+    Debian's package there), else on PATH."""
+    candidate = tools_dir() / "prometheus" / "usr" / "bin" / name
+    if os.access(candidate, os.X_OK):
+        return str(candidate)
+    return shutil.which(name)
 
 
 def require_or_skip(what: str, available: bool) -> None:
@@ -485,3 +495,131 @@ http {{
                     f"error.log:\n{_log_tail(self.error_log)}"
                 )
             time.sleep(0.05)
+
+
+class PrometheusServer(_ServerProcess):
+    """A real Prometheus (Debian 2.42) on loopback scraping ``targets`` every
+    ``scrape_interval``, with a throwaway TSDB.
+
+    Why: what reaches Prometheus is what dashboards and rules see; reading values back
+    through its HTTP API (``/api/v1/query``) proves the exposition parses and sums as
+    intended, which reading the text ourselves would not.
+    """
+
+    def __init__(
+        self,
+        targets: list[str],
+        *,
+        scrape_interval: str = "1s",
+        job: str = "agents",
+        binary: str | None = None,
+        workdir: Path | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        found = binary or prometheus_binary()
+        if found is None:
+            raise RuntimeError(f"prometheus not found: {INSTALL_HINT}")
+        self.binary: str = found
+        self.targets = list(targets)
+        self.scrape_interval = scrape_interval
+        self.job = job
+        self.startup_timeout = startup_timeout
+        self._workdir_arg = workdir
+        self._workdir: _WorkDir | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path = Path(os.devnull)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        targets = ", ".join(json.dumps(t) for t in self.targets)
+        return (
+            "global:\n"
+            f"  scrape_interval: {self.scrape_interval}\n"
+            f"  scrape_timeout: {self.scrape_interval}\n"
+            "scrape_configs:\n"
+            f"  - job_name: {json.dumps(self.job)}\n"
+            f"    static_configs:\n      - targets: [{targets}]\n"
+        )
+
+    def __enter__(self) -> Self:
+        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-prometheus-")
+        root = self._workdir.path
+        self.log_path = root / "prometheus.log"
+        self.port = free_port()
+        config = root / "prometheus.yml"
+        config.write_text(self._config())
+        with open(self.log_path, "wb") as log:
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={root / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self._shutdown()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise RuntimeError(f"prometheus exited with code {code}; log:\n{_log_tail(self.log_path)}")
+            try:
+                with _OPENER.open(f"{self.base_url}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prometheus not ready; log:\n{_log_tail(self.log_path)}")
+            time.sleep(0.1)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query now; the ``result`` vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
+        url = f"{self.base_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        body = http_get_json(url)
+        if body.get("status") != "success" or body["data"]["resultType"] != "vector":
+            raise AssertionError(f"query {expr!r} failed: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def value(self, expr: str) -> float:
+        """The single value ``expr`` yields now (fails on zero or several series)."""
+        result = self.query(expr)
+        if len(result) != 1:
+            raise AssertionError(f"{expr!r}: expected one series, got {result}")
+        return float(result[0]["value"][1])
+
+    def wait_for_scrape(self, after: float, timeout: float = 30.0) -> float:
+        """Wait until every target was scraped successfully after the Unix time ``after``;
+        returns the oldest of those scrapes' times."""
+        deadline = time.monotonic() + timeout
+        expr = f'min(timestamp(up{{job="{self.job}"}}) * (up{{job="{self.job}"}} == 1))'
+        while True:
+            result = self.query(expr)
+            count = len(self.query(f'up{{job="{self.job}"}} == 1'))
+            if result and count == len(self.targets) and float(result[0]["value"][1]) > after:
+                return float(result[0]["value"][1])
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no successful scrape of {self.targets} after {after}: {self.query('up')}; "
+                    f"log:\n{_log_tail(self.log_path)}"
+                )
+            time.sleep(0.2)
