@@ -269,10 +269,12 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 2.0" in lines
     assert "voice_agent_sessions_active 1.0" in lines
+    telemetry.recorder.add("voice_agent.sessions.started", 1)  # after the last flush
     telemetry.shutdown()
-    # an ended process: its counter stays counted, its live gauge is gone
+    # an ended process: its counter stays counted (with what came after the flush), its live
+    # gauge is gone
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
-    assert "voice_agent_sessions_started_total 2.0" in lines
+    assert "voice_agent_sessions_started_total 3.0" in lines
     assert not [line for line in lines if line.startswith("voice_agent_sessions_active")]
 
     for file in multiproc_dir.iterdir():
@@ -285,6 +287,19 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     telemetry.force_flush()
     telemetry.shutdown()
     assert _our_files(multiproc_dir) == []
+
+
+def test_files_are_written_in_the_background_without_a_flush(multiproc_dir: Path) -> None:
+    """A job process killed before its shutdown flush still leaves what it recorded up to
+    about a second before."""
+    telemetry = setup_tracing("none")
+    assert telemetry.recorder is not None
+    telemetry.recorder.add("voice_agent.sessions.started", 4)
+    deadline = time.monotonic() + 10
+    while "voice_agent_sessions_started_total 4.0" not in _multiprocess_exposition(multiproc_dir):
+        assert time.monotonic() < deadline, "the writer thread never wrote"
+        time.sleep(0.1)
+    telemetry.shutdown()
 
 
 def test_a_reused_pid_keeps_counting(tmp_path: Path) -> None:
