@@ -96,6 +96,15 @@ def job_process(target: Any, *args: Any) -> Iterator[multiprocessing.process.Bas
             proc.join(5)
 
 
+@contextlib.contextmanager
+def _released(release: Any) -> Iterator[None]:
+    """Let a held job process end, even when an assertion failed."""
+    try:
+        yield
+    finally:
+        release.set()
+
+
 # --- (a) several job processes, one scrape, read back from a real Prometheus --------------
 
 def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, multiproc_dir: Path) -> None:
@@ -108,7 +117,8 @@ def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, mult
                  for spec, out in zip(specs[:2], outs[:2], strict=True)]  # fmt: skip
         for proc in ended:
             proc.start()
-        with job_process(prom_jobs.job_main, specs[2], str(outs[2]), ready, release) as alive:
+        with job_process(prom_jobs.job_main, specs[2], str(outs[2]), ready, release) as alive, \
+                _released(release):
             for proc in ended:
                 proc.join(120)
                 assert proc.exitcode == 0
@@ -139,7 +149,6 @@ def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, mult
                 expected = sum(1 for t in ttfts if bisect.bisect_left(GENAI_DURATION_SECONDS, t) <= i)
                 assert by_le[repr(float(bound))] == expected, (bound, by_le)
             assert by_le["+Inf"] == len(ttfts)
-            release.set()
 
 
 # --- (b) names, types, units, label keys and buckets equal the SDK reader's ----------------
@@ -173,11 +182,11 @@ def test_names_equal_the_sdk_prometheus_reader_single_process() -> None:
 def test_names_equal_the_sdk_prometheus_reader_multiprocess(tmp_path: Path, multiproc_dir: Path) -> None:
     out = tmp_path / "sdk.txt"
     ready, release = SPAWN.Event(), SPAWN.Event()
-    with WorkerMetrics() as worker, job_process(prom_jobs.reference_main, str(out), ready, release):
+    with WorkerMetrics() as worker, job_process(prom_jobs.reference_main, str(out), ready, release), \
+            _released(release):
         assert ready.wait(180), "the job process never finished its sessions"
         ours = samples(get(worker.url), scope_only=False)
         theirs = samples(out.read_text(), scope_only=True)
-        release.set()
     assert {spec.name for spec in CATALOGUE
             if not set(sample_names(spec)) <= {n for _, n, _, _ in theirs}} == set()  # fmt: skip
     assert shape(ours) == shape(theirs)
@@ -222,6 +231,28 @@ def test_standalone_endpoint_binds_loopback_by_default(monkeypatch: pytest.Monke
     other = _other_address()
     if other is not None:
         assert not _listening(other, port), f"reachable on {other}"
+    telemetry.shutdown()
+
+
+def test_only_the_catalogue_meter_is_exposed() -> None:
+    """LiveKit's own instruments, a same-named instrument on another meter and anything not
+    in the catalogue stay out."""
+    from opentelemetry import metrics
+
+    telemetry = setup_tracing("none", prometheus_port=0)
+    endpoint = prom.active_endpoint()
+    assert endpoint is not None and telemetry.recorder is not None
+    telemetry.recorder.add("voice_agent.sessions.started", 1)
+    other = metrics.get_meter_provider().get_meter("someone-else")
+    other.create_counter("voice_agent.sessions.started", unit="{session}").add(7)
+    other.create_counter("lk.agents.usage.other", unit="{x}").add(1)
+    ours = metrics.get_meter_provider().get_meter("otel_livekit")
+    ours.create_counter("not.in.catalogue", unit="{x}").add(1)
+    lines = get(f"http://127.0.0.1:{endpoint.port}/metrics").splitlines()
+    assert not [line for line in lines if "not_in_catalogue" in line]
+    started = [line for line in lines if line.startswith("voice_agent_sessions_started_total")]
+    assert started == ["voice_agent_sessions_started_total 1.0"]
+    assert not [line for line in lines if "lk_agents" in line]
     telemetry.shutdown()
 
 
