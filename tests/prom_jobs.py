@@ -79,3 +79,17 @@ def reference_main(out: str, ready: Event, release: Event) -> None:
     Path(out).write_bytes(generate_latest(registry))
     ready.set()
     release.wait(120)
+
+
+def shared_writer(directory: str, n: int, rounds: int, start: Event) -> None:
+    """One job process writing the shared files as fast as it can: a new series and a
+    growing counter per round."""
+    from otel_livekit.export.prometheus_families import Family
+    from otel_livekit.export.prometheus_files import MultiprocessFiles
+
+    files = MultiprocessFiles(directory, f"{n}-otel-livekit")
+    start.wait(60)
+    for i in range(1, rounds + 1):
+        files.write([Family("voice_agent_tool_calls", "counter", "", "d", ("gen_ai_tool_name",),
+                            ((("shared",), float(i)), ((f"t{i}",), 1.0)))])  # fmt: skip
+    files.close()

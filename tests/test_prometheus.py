@@ -279,7 +279,7 @@ def test_second_setup_does_not_start_a_second_server(monkeypatch: pytest.MonkeyP
 
 
 def _our_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.endswith("-otel-livekit.db"))
+    return sorted(p.name for p in directory.iterdir() if "otel-livekit" in p.name)
 
 
 def _multiprocess_exposition(directory: Path) -> str:
@@ -296,7 +296,7 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     telemetry.recorder.add("voice_agent.sessions.started", 2)
     telemetry.recorder.add("voice_agent.sessions.active", 1)
     telemetry.force_flush()
-    assert len(_our_files(multiproc_dir)) == 2  # counter and live gauge
+    assert len([f for f in _our_files(multiproc_dir) if f.endswith(".db")]) == 2  # counter, live gauge
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 2.0" in lines
     assert "voice_agent_sessions_active 1.0" in lines
@@ -333,19 +333,49 @@ def test_files_are_written_in_the_background_without_a_flush(multiproc_dir: Path
     telemetry.shutdown()
 
 
-def test_a_reused_pid_keeps_counting(tmp_path: Path) -> None:
-    """prometheus-client names files by pid; a new process with an ended one's pid continues
-    its counters instead of overwriting them."""
+def test_job_processes_add_to_shared_files(tmp_path: Path) -> None:
+    """Many ended job processes leave two shared files (a scrape's cost does not grow with
+    the number of calls), and their sum."""
     from opentelemetry.sdk.metrics import MeterProvider
 
     from otel_livekit.catalogue import METER_NAME, Instruments, views
 
-    for _ in range(2):
-        sink = prom.PrometheusSink(multiprocess_dir=str(tmp_path), file_id="4242-otel-livekit")
+    for n in range(5):
+        sink = prom.PrometheusSink(multiprocess_dir=str(tmp_path), process_id=f"{100 + n}-otel-livekit")
         provider = MeterProvider(metric_readers=[sink], views=views())
-        Instruments(provider.get_meter(METER_NAME)).counter("voice_agent.sessions.started").add(5)
+        instruments = Instruments(provider.get_meter(METER_NAME))
+        instruments.counter("voice_agent.sessions.started").add(5)
+        instruments.counter("voice_agent.sessions.active").add(1)
+        instruments.histogram("voice_agent.session.turns").record(n)
+        sink.force_flush()
+        instruments.counter("voice_agent.sessions.started").add(1)  # a second write: its increase
         provider.shutdown()
-    assert "voice_agent_sessions_started_total 10.0" in _multiprocess_exposition(tmp_path).splitlines()
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "counter_shared-otel-livekit.db", "histogram_shared-otel-livekit.db",
+    ]  # fmt: skip
+    lines = _multiprocess_exposition(tmp_path).splitlines()
+    assert "voice_agent_sessions_started_total 30.0" in lines
+    assert "voice_agent_session_turns_count 5.0" in lines
+    assert "voice_agent_session_turns_sum 10.0" in lines
+    assert 'voice_agent_session_turns_bucket{le="2.0"} 3.0' in lines
+
+
+def test_concurrent_job_processes_lose_no_increment(tmp_path: Path) -> None:
+    """Writers of the shared files take turns (flock): no lost update, no torn append."""
+    writers, rounds = 4, 1500
+    start = SPAWN.Event()
+    procs = [SPAWN.Process(target=prom_jobs.shared_writer, args=(str(tmp_path), n, rounds, start))
+             for n in range(writers)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    lines = _multiprocess_exposition(tmp_path).splitlines()
+    assert f'voice_agent_tool_calls_total{{gen_ai_tool_name="shared"}} {float(writers * rounds)}' in lines
+    per_tool = [line for line in lines if line.startswith('voice_agent_tool_calls_total{gen_ai_tool_name="t')]
+    assert len(per_tool) == rounds and all(line.endswith(f" {float(writers)}") for line in per_tool)
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,9 @@ instruments); the sink only turns collected points into Prometheus samples, name
   (on the HTTP server's thread, never on the agent's event loop);
 - multiprocess (``PROMETHEUS_MULTIPROC_DIR`` set, LiveKit's way of showing job processes on
   the worker's ``/metrics``): a background thread writes the points every ``interval``
-  seconds, and at flush and shutdown, into prometheus-client's per-process files. The
-  worker's ``MultiProcessCollector`` sums every file: counters and histograms of ended job
-  processes stay counted; the one gauge (sessions active) is ``livesum``, its file removed
-  when the process shuts down.
+  seconds, and at flush and shutdown, into prometheus-client's multiprocess files (see
+  :mod:`.prometheus_files`), which the worker's ``MultiProcessCollector`` reads: counters
+  and histograms of ended job processes stay counted.
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
-from .prometheus_families import Family, MultiprocessFiles, convert, to_prometheus
+from .prometheus_families import Family, convert, to_prometheus
+from .prometheus_files import MultiprocessFiles
 
 logger = logging.getLogger("otel_livekit")
 
@@ -94,12 +94,12 @@ class PrometheusSink(MetricReader):
         port: int | None = None,
         host: str = "127.0.0.1",
         interval: float = DEFAULT_INTERVAL,
-        file_id: str | None = None,
+        process_id: str | None = None,
     ) -> None:
         super().__init__()  # cumulative for every instrument kind, as Prometheus wants
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=False)
-        self._files = MultiprocessFiles(multiprocess_dir, file_id) if multiprocess_dir else None
+        self.files = MultiprocessFiles(multiprocess_dir, process_id) if multiprocess_dir else None
         self._latest: list[Family] = []
         self._lock = threading.Lock()  # one collection (and file write) at a time
         self._stop = threading.Event()
@@ -112,7 +112,7 @@ class PrometheusSink(MetricReader):
         else:
             self.registry.register(_SinkCollector(self))
         self._thread: threading.Thread | None = None
-        if self._files is not None:
+        if self.files is not None:
             self._thread = threading.Thread(
                 target=self._run, args=(interval,), name="otel_livekit-prometheus-writer", daemon=True
             )
@@ -126,8 +126,8 @@ class PrometheusSink(MetricReader):
         try:
             families = convert(metrics_data)
             self._latest = families
-            if self._files is not None and not self._closed:
-                self._files.write(families)
+            if self.files is not None and not self._closed:
+                self.files.write(families)
         except Exception:
             if not self._failed_once:
                 self._failed_once = True
@@ -151,14 +151,14 @@ class PrometheusSink(MetricReader):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=max(0.0, timeout_millis / 1000))
-        if self._files is not None:
+        if self.files is not None:
             try:
                 self.collect_families(timeout_millis)
             except Exception:
                 logger.warning("otel_livekit: last Prometheus write failed", exc_info=True)
             with self._lock:
                 self._closed = True
-                self._files.close()
+                self.files.close()
         self._closed = True
         _stop_endpoint(self.endpoint)
         self.endpoint = None

@@ -1,18 +1,14 @@
-"""OTel points → Prometheus families, and this process's multiprocess files.
+"""OTel points → Prometheus families: what both modes of the sink write.
 
-What both modes of the sink write: :func:`convert` keeps the catalogue's metrics and
-names them by :mod:`.prometheus_names`; :func:`to_prometheus` makes prometheus-client
-families of them (single process); :class:`MultiprocessFiles` writes them to
-prometheus-client's per-process files (multiprocess).
+:func:`convert` keeps the catalogue's metrics and names them by :mod:`.prometheus_names`;
+:func:`to_prometheus` makes prometheus-client families of them (single process);
+:mod:`.prometheus_files` writes them to the multiprocess files.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
     Histogram,
@@ -27,7 +23,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from ..catalogue import BY_NAME, METER_NAME
 from .prometheus_names import (
@@ -39,12 +34,8 @@ from .prometheus_names import (
     unit_suffix,
 )
 
-logger = logging.getLogger("otel_livekit")
-
 OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
 """The SDK's cardinality-limit marker: kept, or the overflow series would collide."""
-
-LIVE_GAUGE_MODE = "livesum"
 
 HistValue = tuple[tuple[float, ...], tuple[int, ...], float]
 """Explicit bounds, per-bucket (non-cumulative) counts, sum."""
@@ -133,72 +124,3 @@ def to_prometheus(families: Iterable[Family]) -> Iterator[Metric]:
             for row, value in fam.rows:
                 gauge.add_metric(list(row), value)  # type: ignore[arg-type]
             yield gauge
-
-
-class MultiprocessFiles:
-    """This process's prometheus-client multiprocess files for our metrics.
-
-    Files are named ``<type>_<pid>-otel-livekit.db``, apart from prometheus-client's own
-    files of the same process (two writers on one mmap would corrupt it). Counters and
-    histogram buckets are written as the file's earlier value plus our cumulative total, so a
-    reused pid keeps counting, as prometheus-client's own values do. Not thread-safe: the
-    sink writes under its lock."""
-
-    def __init__(self, directory: str, file_id: str | None = None) -> None:
-        self.directory = directory
-        self.file_id = file_id or f"{os.getpid()}-otel-livekit"
-        self._pid = os.getpid()
-        self._files: dict[str, MmapedDict] = {}
-        self._series: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
-
-    def write(self, families: Iterable[Family]) -> None:
-        if os.getpid() != self._pid:  # a fork: the child's totals include the parent's
-            return
-        for fam in families:
-            for row, value in fam.rows:
-                if fam.type == "histogram":
-                    bounds, counts, total = value  # type: ignore[misc]
-                    names = (*fam.label_names, "le")
-                    for bound, count in zip((*map(bound_label, bounds), "+Inf"), counts, strict=True):
-                        self._set("histogram", fam, f"{fam.name}_bucket", names, (*row, bound), count)
-                    self._set("histogram", fam, f"{fam.name}_sum", fam.label_names, row, total)
-                elif fam.type == "counter":
-                    self._set("counter", fam, f"{fam.name}_total", fam.label_names, row, value)  # type: ignore[arg-type]
-                else:
-                    self._set(f"gauge_{LIVE_GAUGE_MODE}", fam, fam.name, fam.label_names, row, value)  # type: ignore[arg-type]
-
-    def _file(self, prefix: str) -> MmapedDict:
-        found = self._files.get(prefix)
-        if found is None:
-            path = os.path.join(self.directory, f"{prefix}_{self.file_id}.db")
-            found = self._files[prefix] = MmapedDict(path)  # type: ignore[no-untyped-call]
-        return found
-
-    def _set(self, prefix: str, fam: Family, sample: str, names: Sequence[str], row: Sequence[str],
-             value: float) -> None:  # fmt: skip
-        series_key = (prefix, sample, tuple(row))
-        series = self._series.get(series_key)
-        if series is None:
-            file = self._file(prefix)
-            key = mmap_key(fam.name, sample, list(names), list(row), fam.documentation)
-            # a gauge is this process's value now; counters continue a reused pid's file
-            baseline = 0.0 if prefix.startswith("gauge") else file.read_value(key)[0]  # type: ignore[no-untyped-call]
-            series = self._series[series_key] = [file, key, baseline, None]
-        file, key, baseline, last = series
-        if value != last:
-            file.write_value(key, baseline + value, 0.0)
-            series[3] = value
-
-    def close(self) -> None:
-        """Close the files; remove the live gauge's so an ended process no longer counts."""
-        for file in self._files.values():
-            file.close()  # type: ignore[no-untyped-call]
-        self._files.clear()
-        self._series.clear()
-        path = os.path.join(self.directory, f"gauge_{LIVE_GAUGE_MODE}_{self.file_id}.db")
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            logger.warning("otel_livekit: could not remove %s", path, exc_info=True)
