@@ -278,6 +278,28 @@ def test_second_setup_does_not_start_a_second_server(monkeypatch: pytest.MonkeyP
     again.shutdown()
 
 
+@pytest.mark.parametrize("multiprocess", [False, True])
+def test_a_busy_port_never_fails_the_agent(multiprocess: bool, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Single process: a warning naming the variable. Multiprocess: expected (a sibling job
+    process serves the sum), so no warning."""
+    if multiprocess:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="otel_livekit")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        telemetry = setup_tracing("none", prometheus_port=taken.getsockname()[1])
+        assert prom.active_endpoint() is None
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        if multiprocess:
+            assert not warnings and "another job process" in caplog.text
+        else:
+            assert len(warnings) == 1 and "OTEL_LIVEKIT_PROMETHEUS_PORT" in warnings[0].getMessage()
+        telemetry.shutdown()
+
+
 def _our_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if "otel-livekit" in p.name)
 
@@ -291,11 +313,16 @@ def _multiprocess_exposition(directory: Path) -> str:
 def test_multiprocess_is_on_by_default_and_off_by_switch(
     multiproc_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    telemetry = setup_tracing("none")  # no other setting: PROMETHEUS_MULTIPROC_DIR turns it on
-    assert telemetry.recorder is not None
+    # no other setting: PROMETHEUS_MULTIPROC_DIR turns it on; the standalone endpoint too
+    telemetry = setup_tracing("none", prometheus_port=0)
+    endpoint = prom.active_endpoint()
+    assert telemetry.recorder is not None and endpoint is not None
     telemetry.recorder.add("voice_agent.sessions.started", 2)
     telemetry.recorder.add("voice_agent.sessions.active", 1)
-    telemetry.force_flush()
+    # the endpoint serves every process's files, this one's written just before (no flush)
+    served = get(f"http://127.0.0.1:{endpoint.port}/metrics").splitlines()
+    assert "voice_agent_sessions_started_total 2.0" in served
+    assert "voice_agent_sessions_active 1.0" in served
     assert len([f for f in _our_files(multiproc_dir) if f.endswith(".db")]) == 2  # counter, live gauge
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 2.0" in lines

@@ -118,7 +118,7 @@ class PrometheusSink(MetricReader):
             )
             self._thread.start()
         if port is not None:
-            self.endpoint = _start_endpoint(self.registry, host, port)
+            self.endpoint = _start_endpoint(self.registry, host, port, shared=self.files is not None)
 
     # --- MetricReader ---------------------------------------------------------------
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
@@ -173,7 +173,9 @@ class PrometheusSink(MetricReader):
                 logger.debug("otel_livekit: Prometheus collection failed", exc_info=True)
 
 
-def _start_endpoint(registry: CollectorRegistry, host: str, port: int) -> Endpoint | None:
+def _start_endpoint(registry: CollectorRegistry, host: str, port: int, *, shared: bool) -> Endpoint | None:
+    """Serve ``registry``; ``shared`` (multiprocess): every job process tries the same port and
+    the first to bind serves the sum of all, so a busy port is expected there."""
     global _endpoint
     with _endpoint_lock:
         if _endpoint is not None:
@@ -185,10 +187,14 @@ def _start_endpoint(registry: CollectorRegistry, host: str, port: int) -> Endpoi
         try:
             server, thread = start_http_server(port, addr=host, registry=registry)
         except OSError as err:
-            logger.warning(
-                "otel_livekit: cannot serve Prometheus metrics on %s:%s (%s); set "
-                "OTEL_LIVEKIT_PROMETHEUS_PORT to a free port", host, port, err,
-            )  # fmt: skip
+            if shared:
+                logger.info("otel_livekit: %s:%s is taken (another job process serves the sum of "
+                            "all there, or should): %s", host, port, err)  # fmt: skip
+            else:
+                logger.warning(
+                    "otel_livekit: cannot serve Prometheus metrics on %s:%s (%s); set "
+                    "OTEL_LIVEKIT_PROMETHEUS_PORT to a free port", host, port, err,
+                )  # fmt: skip
             return None
         thread.name = "otel_livekit-prometheus-http"
         bound_host, bound_port = server.server_address[:2]
