@@ -110,3 +110,11 @@ def catalogue_names() -> dict[str, tuple[PromType, str]]:
         queried = f"{base}_total" if spec.kind == "counter" else base
         out[spec.name] = (prometheus_type(spec.kind), queried)
     return out
+
+
+def markdown_table() -> str:
+    """The README's OTel → Prometheus name table."""
+    rows = ["| instrument | Prometheus type | Prometheus name |", "|---|---|---|"]
+    for instrument, (prom_type, name) in catalogue_names().items():
+        rows.append(f"| `{instrument}` | {prom_type} | `{name}` |")
+    return "\n".join(rows) + "\n"
