@@ -1,6 +1,7 @@
 """Job processes for the Prometheus tests, started the way LiveKit's job executor starts
-them (``multiprocessing`` spawn, the worker's environment with ``PROMETHEUS_MULTIPROC_DIR``
-inherited): each calls ``setup_tracing()`` and runs real offline sessions.
+them on Linux (``multiprocessing`` forkserver: they end with ``os._exit``, so no ``atexit``
+hook runs, only the job's shutdown flush), with ``PROMETHEUS_MULTIPROC_DIR`` set as the
+worker sets it: each calls ``setup_tracing()`` and runs real offline sessions.
 
 What a process really produced is written to a JSON file from LiveKit's own accounting
 (``session.usage``, the ``metrics_collected`` events, the conversation items), never from
@@ -26,8 +27,12 @@ class JobSpec:
     ttft: float
 
 
-def job_main(spec: JobSpec, out: str, ready: Event | None = None, release: Event | None = None) -> None:
-    """One job process: sessions, flush, report; with ``release``, stay alive until told."""
+def job_main(spec: JobSpec, multiproc_dir: str, out: str, ready: Event | None = None,
+             release: Event | None = None) -> None:  # fmt: skip
+    """One job process: sessions, the job's shutdown flush, report; with ``release``, stay
+    alive until told."""
+    # the forkserver is shared by the whole test run: the variable is set here, not in it
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
     os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "1")
     from livekit import rtc
     from livekit.agents.metrics.base import LLMMetrics
@@ -55,7 +60,7 @@ def job_main(spec: JobSpec, out: str, ready: Event | None = None, release: Event
                 input_tokens += usage.input_tokens
                 output_tokens += usage.output_tokens
     ttfts = [m.ttft for m in events if isinstance(m, LLMMetrics) and not m.cancelled and m.ttft >= 0]
-    telemetry.force_flush()
+    telemetry.force_flush()  # what the job's shutdown callback runs
     report = {"pid": os.getpid(), "spec": asdict(spec), "sessions": spec.sessions, "turns": turns,
               "input_tokens": input_tokens, "output_tokens": output_tokens, "ttfts": ttfts}  # fmt: skip
     Path(out).write_text(json.dumps(report))
@@ -63,7 +68,6 @@ def job_main(spec: JobSpec, out: str, ready: Event | None = None, release: Event
         ready.set()
     if release is not None:
         release.wait(120)
-    # exiting runs setup_tracing's atexit shutdown: the last write of the files
 
 
 def reference_main(out: str, ready: Event, release: Event) -> None:

@@ -36,8 +36,8 @@ from otel_livekit.export import prometheus as prom
 from otel_livekit.export.prometheus_names import sample_names
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-SPAWN = multiprocessing.get_context("spawn")  # LiveKit's job executor (forkserver on Linux
-# shares one server process across the test run, with the environment of its first use)
+SPAWN = multiprocessing.get_context("spawn")
+FORKSERVER = multiprocessing.get_context("forkserver")  # LiveKit's job processes on Linux
 
 
 def get(url: str, accept: str | None = None) -> str:
@@ -84,8 +84,8 @@ def multiproc_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @contextlib.contextmanager
-def job_process(target: Any, *args: Any) -> Iterator[multiprocessing.process.BaseProcess]:
-    proc = SPAWN.Process(target=target, args=args)
+def job_process(target: Any, *args: Any, ctx: Any = SPAWN) -> Iterator[multiprocessing.process.BaseProcess]:
+    proc = ctx.Process(target=target, args=args)
     proc.start()
     try:
         yield proc
@@ -111,14 +111,15 @@ def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, mult
     require_or_skip("Prometheus", prometheus_binary() is not None)
     specs = [JobSpec(1, 40, 8, 0.05), JobSpec(2, 55, 9, 0.12), JobSpec(1, 70, 11, 0.2)]
     outs = [tmp_path / f"job{i}.json" for i in range(len(specs))]
-    ready, release = SPAWN.Event(), SPAWN.Event()
+    ready, release = FORKSERVER.Event(), FORKSERVER.Event()
+    directory = str(multiproc_dir)
     with WorkerMetrics() as worker, PrometheusServer([worker.url.split("/")[2]]) as server:
-        ended = [SPAWN.Process(target=prom_jobs.job_main, args=(spec, str(out)))
+        ended = [FORKSERVER.Process(target=prom_jobs.job_main, args=(spec, directory, str(out)))
                  for spec, out in zip(specs[:2], outs[:2], strict=True)]  # fmt: skip
         for proc in ended:
             proc.start()
-        with job_process(prom_jobs.job_main, specs[2], str(outs[2]), ready, release) as alive, \
-                _released(release):
+        with job_process(prom_jobs.job_main, specs[2], directory, str(outs[2]), ready, release,
+                         ctx=FORKSERVER) as alive, _released(release):  # fmt: skip
             for proc in ended:
                 proc.join(120)
                 assert proc.exitcode == 0
@@ -133,6 +134,7 @@ def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, mult
             assert server.value("sum(voice_agent_session_turns_sum)") == turns
             assert server.value("sum(voice_agent_session_turns_count)") == sum(s.sessions for s in specs)
             assert server.value("sum(voice_agent_sessions_started_total)") == sum(s.sessions for s in specs)
+            assert server.value("sum(voice_agent_sessions_active)") == 0  # all sessions closed
             llm = 'voice_agent_component="llm"'
             assert server.value(f'sum(voice_agent_tokens_total{{{llm},gen_ai_token_type="input"}})') \
                 == sum(r["input_tokens"] for r in reports)  # fmt: skip
@@ -323,17 +325,19 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     served = get(f"http://127.0.0.1:{endpoint.port}/metrics").splitlines()
     assert "voice_agent_sessions_started_total 2.0" in served
     assert "voice_agent_sessions_active 1.0" in served
-    assert len([f for f in _our_files(multiproc_dir) if f.endswith(".db")]) == 2  # counter, live gauge
+    assert [f for f in _our_files(multiproc_dir) if f.endswith(".db")] == [
+        "counter_shared-otel-livekit.db", "gauge_sum_shared-otel-livekit.db",
+    ]  # fmt: skip
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 2.0" in lines
     assert "voice_agent_sessions_active 1.0" in lines
     telemetry.recorder.add("voice_agent.sessions.started", 1)  # after the last flush
     telemetry.shutdown()
-    # an ended process: its counter stays counted (with what came after the flush), its live
-    # gauge is gone
+    # an ended process: its counter stays counted (with what came after the flush), its
+    # sessions are no longer active
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 3.0" in lines
-    assert not [line for line in lines if line.startswith("voice_agent_sessions_active")]
+    assert "voice_agent_sessions_active 0.0" in lines
 
     for file in multiproc_dir.iterdir():
         file.unlink()
@@ -375,12 +379,15 @@ def test_job_processes_add_to_shared_files(tmp_path: Path) -> None:
         instruments.counter("voice_agent.sessions.active").add(1)
         instruments.histogram("voice_agent.session.turns").record(n)
         sink.force_flush()
+        assert "voice_agent_sessions_active 1.0" in _multiprocess_exposition(tmp_path).splitlines()
         instruments.counter("voice_agent.sessions.started").add(1)  # a second write: its increase
         provider.shutdown()
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
-        "counter_shared-otel-livekit.db", "histogram_shared-otel-livekit.db",
+        "counter_shared-otel-livekit.db", "gauge_sum_shared-otel-livekit.db",
+        "histogram_shared-otel-livekit.db",
     ]  # fmt: skip
     lines = _multiprocess_exposition(tmp_path).splitlines()
+    assert "voice_agent_sessions_active 0.0" in lines  # each took its own back at shutdown
     assert "voice_agent_sessions_started_total 30.0" in lines
     assert "voice_agent_session_turns_count 5.0" in lines
     assert "voice_agent_session_turns_sum 10.0" in lines

@@ -4,11 +4,13 @@ prometheus-client gives every process its own files (``counter_<pid>.db``, …) 
 worker's ``MultiProcessCollector`` reads them all at every scrape. LiveKit runs each call in
 a new job process, so after 1,000 calls a scrape would read 2,000 files (seconds, see
 ``bench/RESULTS.md``) until the worker restarts. Here every job process *adds what it
-recorded since its last write* to one shared counter file and one shared histogram file,
+recorded since its last write* to one shared file per type (counter, histogram, gauge),
 under an exclusive ``flock``; a scrape reads a fixed number of files however many calls
 came and went. The file format is prometheus-client's (``MmapedDict``), so LiveKit's
-collector reads it unchanged. The one gauge (sessions active) stays per process
-(``livesum``) and its file goes when the process shuts down.
+collector reads it unchanged. The gauge (sessions active) is a sum of contributions: a
+process that shuts down takes its own back, so an ended process counts no active session.
+(LiveKit's job processes end with ``os._exit`` after the job's shutdown callbacks, which is
+where ``setup_tracing()`` flushes, so nothing here relies on ``atexit``.)
 
 Without ``fcntl`` (Windows) each process keeps its own files, as prometheus-client does.
 """
@@ -16,7 +18,6 @@ Without ``fcntl`` (Windows) each process keeps its own files, as prometheus-clie
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -31,9 +32,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-logger = logging.getLogger("otel_livekit")
-
-LIVE_GAUGE_MODE = "livesum"
+GAUGE_PREFIX = "gauge_sum"
+"""The collector sums a ``sum`` gauge over files (and needs no per-process liveness)."""
 SHARED_ID = "shared-otel-livekit"
 """File id of the shared files: ``counter_shared-otel-livekit.db`` (no ``_``: the collector
 splits file names on it)."""
@@ -55,20 +55,26 @@ class MultiprocessFiles:
         self._pid = os.getpid()
         self._added: dict[tuple[str, str], float] = {}  # what this process has added so far
         self._keys: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
-        self._gauges: MmapedDict | None = None
-        self._gauge_values: dict[str, float] = {}
 
     def write(self, families: Iterable[Family]) -> None:
         if os.getpid() != self._pid:  # a fork: the child's totals include the parent's
             return
         pending: dict[str, list[tuple[str, float]]] = {}
         for prefix, key, value in self._samples(families):
-            if prefix.startswith("gauge"):
-                self._write_gauge(key, value)
-            elif self._added.get((prefix, key)) != value:  # new (even if 0: every bucket shows) or changed
+            if self._added.get((prefix, key)) != value:  # new (even if 0: every bucket shows) or changed
                 pending.setdefault(prefix, []).append((key, value))
         for prefix, updates in pending.items():
             self._add(prefix, updates)
+
+    def close(self) -> None:
+        """Take back this process's gauge contribution: an ended process has no active
+        session. Its counters and histograms stay counted."""
+        if os.getpid() != self._pid:
+            return
+        gauges = [(key, 0.0) for (prefix, key), value in self._added.items()
+                  if prefix == GAUGE_PREFIX and value]  # fmt: skip
+        if gauges:
+            self._add(GAUGE_PREFIX, gauges)
 
     def _add(self, prefix: str, updates: list[tuple[str, float]]) -> None:
         """Add this process's increase of each sample since its last write."""
@@ -97,15 +103,6 @@ class MultiprocessFiles:
         finally:
             os.close(fd)  # releases the lock
 
-    def _write_gauge(self, key: str, value: float) -> None:
-        if self._gauge_values.get(key) == value:
-            return
-        if self._gauges is None:
-            path = os.path.join(self.directory, f"gauge_{LIVE_GAUGE_MODE}_{self.process_id}.db")
-            self._gauges = MmapedDict(path)  # type: ignore[no-untyped-call]
-        self._gauges.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
-        self._gauge_values[key] = value
-
     def _samples(self, families: Iterable[Family]) -> Iterator[Sample]:
         """Prometheus-client's own layout: ``X_total``; per-bucket (not cumulative)
         ``X_bucket`` with ``le`` and ``X_sum`` (the collector adds ``_count``); gauge ``X``."""
@@ -120,7 +117,7 @@ class MultiprocessFiles:
                 elif fam.type == "counter":
                     yield "counter", self._key(fam, f"{fam.name}_total", fam.label_names, row), value  # type: ignore[misc]
                 else:
-                    yield f"gauge_{LIVE_GAUGE_MODE}", self._key(fam, fam.name, fam.label_names, row), value  # type: ignore[misc]
+                    yield GAUGE_PREFIX, self._key(fam, fam.name, fam.label_names, row), value  # type: ignore[misc]
 
     def _key(self, fam: Family, sample: str, names: tuple[str, ...], row: tuple[str, ...]) -> str:
         cache = (sample, names, row)
@@ -129,16 +126,3 @@ class MultiprocessFiles:
             key = mmap_key(fam.name, sample, list(names), list(row), fam.documentation)
             self._keys[cache] = key
         return key
-
-    def close(self) -> None:
-        """Close and remove this process's live gauge file: an ended process is not active."""
-        if self._gauges is not None:
-            self._gauges.close()  # type: ignore[no-untyped-call]
-            self._gauges = None
-        path = os.path.join(self.directory, f"gauge_{LIVE_GAUGE_MODE}_{self.process_id}.db")
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            logger.warning("otel_livekit: could not remove %s", path, exc_info=True)
