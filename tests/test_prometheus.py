@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import socket
 import threading
 import time
@@ -107,8 +108,16 @@ def _released(release: Any) -> Iterator[None]:
 
 # --- (a) several job processes, one scrape, read back from a real Prometheus --------------
 
-def test_worker_metrics_sum_every_job_process_in_prometheus(tmp_path: Path, multiproc_dir: Path) -> None:
+def test_worker_metrics_sum_every_job_process_in_prometheus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_or_skip("Prometheus", prometheus_binary() is not None)
+    # the forkserver lives for the whole test run with the environment it started with:
+    # start it before this test sets the worker's variable (job_main sets it in the child)
+    multiprocessing.forkserver.ensure_running()
+    multiproc_dir = tmp_path / "prometheus-multiproc"
+    multiproc_dir.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc_dir))  # the worker's /metrics reads it
     specs = [JobSpec(1, 40, 8, 0.05), JobSpec(2, 55, 9, 0.12), JobSpec(1, 70, 11, 0.2)]
     outs = [tmp_path / f"job{i}.json" for i in range(len(specs))]
     ready, release = FORKSERVER.Event(), FORKSERVER.Event()
