@@ -2,15 +2,15 @@
 
 prometheus-client gives every process its own files (``counter_<pid>.db``, …) and the
 worker's ``MultiProcessCollector`` reads them all at every scrape. LiveKit runs each call in
-a new job process, so after 1,000 calls a scrape would read 2,000 files (seconds, see
-``bench/RESULTS.md``) until the worker restarts. Here every job process *adds what it
+a new job process, so after 1,000 calls a scrape would read thousands of files (seconds,
+see ``bench/RESULTS.md``) until the worker restarts. Here every job process *adds what it
 recorded since its last write* to one shared file per type (counter, histogram, gauge),
 under an exclusive ``flock``; a scrape reads a fixed number of files however many calls
 came and went. The file format is prometheus-client's (``MmapedDict``), so LiveKit's
-collector reads it unchanged. The gauge (sessions active) is a sum of contributions: a
-process that shuts down takes its own back, so an ended process counts no active session.
-(LiveKit's job processes end with ``os._exit`` after the job's shutdown callbacks, which is
-where ``setup_tracing()`` flushes, so nothing here relies on ``atexit``.)
+collector reads it unchanged. The gauge (sessions active) is a sum of contributions; a
+sink that shuts down takes its process's back. LiveKit's job processes end with
+``os._exit`` after the job's shutdown callbacks, where ``setup_tracing()`` flushes (their
+sessions closed by then), so nothing here relies on ``atexit``.
 
 Without ``fcntl`` (Windows) each process keeps its own files, as prometheus-client does.
 """
