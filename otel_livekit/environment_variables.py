@@ -72,9 +72,6 @@ OTEL_LIVEKIT_FILE_PATH = "OTEL_LIVEKIT_FILE_PATH"
 """The ``file`` backend's output: traces and metrics as OTLP/JSON lines (appended).
 Default: ``./otel-livekit-traces.jsonl``."""
 
-PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-"""prometheus-client's multiprocess directory (``otel-livekit doctor`` checks it exists)."""
-
 # --- per-call features (otel_livekit/sessions/) -------------------------------------------
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The GenAI conventions' switch: NO_CONTENT (default), SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT.
@@ -113,3 +110,21 @@ OTEL_LIVEKIT_LOGS = "OTEL_LIVEKIT_LOGS"
 OTLP base); ``none`` turns off the trace/span ids put on Python log records. Default: ids only."""
 
 OTEL_EXPORTER_OTLP_LOGS_ENDPOINT = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"
+
+# --- Prometheus (otel_livekit/export/prometheus.py) ---------------------------------------
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess directory (LiveKit's worker sets it from its
+``prometheus_multiproc_dir`` option). When set, the catalogue's metrics are written there so
+the worker's ``/metrics`` sums every job process (``otel-livekit doctor`` checks it exists).
+Default: unset."""
+
+OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS = "OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS"
+"""``auto``, ``true`` or ``false``: write the catalogue's metrics to prometheus-client's
+multiprocess files. Default: auto (on when ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+
+OTEL_LIVEKIT_PROMETHEUS_PORT = "OTEL_LIVEKIT_PROMETHEUS_PORT"
+"""Port of a standalone ``/metrics`` endpoint otel_livekit serves itself (0: any free port).
+Default: unset (no endpoint)."""
+
+OTEL_LIVEKIT_PROMETHEUS_HOST = "OTEL_LIVEKIT_PROMETHEUS_HOST"
+"""Address the standalone endpoint binds. Default: 127.0.0.1 (loopback only)."""

@@ -35,6 +35,7 @@ from .backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
 from .export.file import FileMetricExporter, FileSpanExporter
+from .export.prometheus import prometheus_readers
 from .exporters import (
     CountingBatchSpanProcessor,
     CountingSession,
@@ -360,6 +361,9 @@ def setup_tracing(
     report_dir: str | os.PathLike[str] | None = None,
     on_report: ReportCallback | None = None,
     logs: str | None = None,
+    prometheus_port: int | None = None,
+    prometheus_host: str | None = None,
+    prometheus_multiprocess: bool | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
@@ -371,7 +375,10 @@ def setup_tracing(
     Prometheus reader). ``prices`` overrides the cost table (a dict or a JSON path). Every
     ``AgentSession`` started afterwards is instrumented unless ``instrument_sessions`` (or
     ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. A second call returns the first handle
-    and adds nothing.
+    and adds nothing. ``prometheus_port`` (``OTEL_LIVEKIT_PROMETHEUS_PORT``) serves the
+    catalogue's metrics on a ``/metrics`` of our own, bound to ``prometheus_host``
+    (default 127.0.0.1); ``prometheus_multiprocess`` (default: on when
+    ``PROMETHEUS_MULTIPROC_DIR`` is set) feeds LiveKit's worker ``/metrics`` from job processes.
 
     Per call (see the README): ``content`` names the destinations that may receive
     conversation content (default none); ``span_exporters`` adds named destinations beside
@@ -452,6 +459,8 @@ def setup_tracing(
 
         readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
         readers.extend(metric_readers)
+        readers.extend(prometheus_readers(env, port=prometheus_port, host=prometheus_host,
+                                          multiprocess=prometheus_multiprocess))  # fmt: skip
         meter_provider = MeterProvider(
             resource=resource,
             metric_readers=readers,

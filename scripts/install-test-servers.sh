@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real backends the integration tests run against:
 #   - nginx (Debian nginx-light): Basic-auth front that mimics Langfuse's OTLP endpoint.
+#   - Prometheus + promtool (Debian prometheus 2.42, extracted into the tools dir, no service).
 #   - Arize Phoenix (PyPI) in its OWN virtualenv: an OTLP/HTTP trace store we can query.
 # Idempotent and fast when everything is already there. Does not start any service.
 set -euo pipefail

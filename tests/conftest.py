@@ -29,6 +29,7 @@ _OUR_ENV_PREFIXES = (
     "DD_",
     "NEW_RELIC_",
     "PHOENIX_",
+    "PROMETHEUS_MULTIPROC_DIR",  # would turn the Prometheus sink on in every test
 )
 
 

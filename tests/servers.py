@@ -1,4 +1,5 @@
-"""Real backends for integration tests: Arize Phoenix and an nginx Basic-auth front.
+"""Real backends for integration tests: Arize Phoenix, an nginx Basic-auth front and
+Prometheus.
 
 Why: the exporters must be tested against servers that really decode OTLP and really
 enforce auth, not against mocks. Phoenix is a trace store that accepts OTLP/HTTP
@@ -661,3 +662,27 @@ class PrometheusServer(_ServerProcess):
         data = self.api("query_range", params)
         result: list[dict[str, Any]] = data["result"]
         return result
+
+    def value(self, expr: str) -> float:
+        """The single value ``expr`` yields now (fails on zero or several series)."""
+        result = self.query(expr)
+        if len(result) != 1:
+            raise AssertionError(f"{expr!r}: expected one series, got {result}")
+        return float(result[0]["value"][1])
+
+    def wait_for_scrape(self, after: float, timeout: float = 30.0) -> float:
+        """Wait until every target was scraped successfully after the Unix time ``after``;
+        returns the oldest of those scrapes' times."""
+        deadline = time.monotonic() + timeout
+        expr = "min(timestamp(up) * (up == 1))"
+        while True:
+            result = self.query(expr)
+            count = len(self.query("up == 1"))
+            if result and count == len(self.targets) and float(result[0]["value"][1]) > after:
+                return float(result[0]["value"][1])
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no successful scrape of every target after {after}: {self.query('up')}; "
+                    f"log:\n{_log_tail(self.log_path)}"
+                )
+            time.sleep(0.2)
