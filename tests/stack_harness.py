@@ -1,10 +1,10 @@
 """Real offline calls scraped by a real Prometheus with the stack's rules loaded: the data
 every dashboard query and the stack tests run against.
 
-The scrape target is pluggable (``MetricsEndpoint``): today the OTel SDK's
+The scrape target is pluggable (``MetricsEndpoint``): the OTel SDK's
 ``PrometheusMetricReader`` served by prometheus_client (the names the Collector's
-``prometheus`` exporter produces); the package's own /metrics endpoint can be added as a
-second endpoint with the same ``job`` semantics.
+``prometheus`` exporter produces), and the package's own /metrics endpoint; the dashboard
+tests run on both.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ WORKER_JOB = "livekit-worker"
 RULE_FILES = sorted((REPO_ROOT / "prometheus" / "rules").glob("*.yml"))
 SCRAPE_SECONDS = 1.0
 PRICES = {
-    "llm": {"openai/fake-gpt": {"input": 1.0, "cached_input": 0.5, "output": 2.0},
-            "openai/fake-gpt-mini": {"input": 0.25, "cached_input": 0.125, "output": 0.5}},
+    "llm": {
+        "openai/fake-gpt": {"input": 1.0, "cached_input": 0.5, "output": 2.0},
+        "openai/fake-gpt-mini": {"input": 0.25, "cached_input": 0.125, "output": 0.5},
+    },
     "tts": {"fake-tts-co/fake-voice": {"per_million_characters": 100.0}},
     "stt": {"fake-stt-co/fake-nova": {"per_minute": 0.01}},
 }
@@ -53,6 +55,7 @@ class MetricsEndpoint(Protocol):
     """Something Prometheus scrapes that carries the catalogue's metrics."""
 
     def readers(self) -> list[MetricReader]: ...
+    def setup_options(self) -> dict[str, Any]: ...
     def targets(self) -> list[ScrapeTarget]: ...
     def close(self) -> None: ...
 
@@ -76,6 +79,9 @@ class SdkReaderEndpoint:
     def readers(self) -> list[MetricReader]:
         return [self.reader]
 
+    def setup_options(self) -> dict[str, Any]:
+        return {}
+
     def targets(self) -> list[ScrapeTarget]:
         return [ScrapeTarget(JOB, f"127.0.0.1:{self.port}"),
                 ScrapeTarget(WORKER_JOB, f"127.0.0.1:{self.worker_port}")]  # fmt: skip
@@ -85,6 +91,31 @@ class SdkReaderEndpoint:
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+
+
+class PackageEndpoint:
+    """The package's own standalone ``/metrics`` (``setup_tracing(prometheus_port=...)``),
+    plus LiveKit's global registry as the worker's /metrics, both on loopback."""
+
+    def __init__(self) -> None:
+        self.port, self.worker_port = free_port(), free_port()
+        self._worker = start_http_server(self.worker_port, addr="127.0.0.1", registry=REGISTRY)
+
+    def readers(self) -> list[MetricReader]:
+        return []
+
+    def setup_options(self) -> dict[str, Any]:
+        return {"prometheus_port": self.port}
+
+    def targets(self) -> list[ScrapeTarget]:
+        return [ScrapeTarget(JOB, f"127.0.0.1:{self.port}"),
+                ScrapeTarget(WORKER_JOB, f"127.0.0.1:{self.worker_port}")]  # fmt: skip
+
+    def close(self) -> None:
+        server, thread = self._worker
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def inject_error_and_cancellation(session: AgentSession[Any]) -> None:
@@ -155,7 +186,7 @@ def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator
     model, so some series are born inside the range (as a new job process's are)."""
     memory = InMemoryMetricReader()
     telemetry = setup_tracing("none", service_name=JOB, metric_readers=[*endpoint.readers(), memory],
-                              prices=PRICES)  # fmt: skip
+                              prices=PRICES, **endpoint.setup_options())  # fmt: skip
     try:
         with PrometheusServer(endpoint.targets(), RULE_FILES, f"{SCRAPE_SECONDS:g}s") as prom:
             worker_gauges_as_the_worker_sets_them()

@@ -25,6 +25,7 @@ from stack_harness import (
     SCRAPE_SECONDS,
     TURNS_PER_CALL,
     WORKER_JOB,
+    PackageEndpoint,
     SdkReaderEndpoint,
     StackRun,
     finite_values,
@@ -38,10 +39,13 @@ COLLECTOR_ONLY = re.compile(r"\botelcol_")
 so they are checked for validity only."""
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[StackRun]:
+@pytest.fixture(scope="module", params=["collector-names", "package-endpoint"])
+def stack(request: pytest.FixtureRequest) -> Iterator[StackRun]:
+    """The same calls scraped two ways: through the OTel SDK's Prometheus reader (the names
+    the Collector path produces) and through the package's own /metrics endpoint."""
     require_or_skip("prometheus (Debian package)", prometheus_binary() is not None)
-    with scraped_calls(SdkReaderEndpoint(), counted_calls=2) as run:
+    endpoint = SdkReaderEndpoint() if request.param == "collector-names" else PackageEndpoint()
+    with scraped_calls(endpoint, counted_calls=2) as run:
         yield run
 
 
@@ -124,13 +128,14 @@ def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float
     i = next(i for i, (_, c) in enumerate(cumulative) if c >= rank)
     if i == len(cumulative) - 1:
         return cumulative[-2][0]
-    start, prev = (cumulative[i - 1] if i > 0 else (0.0, 0.0))
+    start, prev = cumulative[i - 1] if i > 0 else (0.0, 0.0)
     end, count = cumulative[i]
     return start + (end - start) * ((rank - prev) / (count - prev))
 
 
 def counted_buckets(run: StackRun, name: str) -> list[tuple[float, float]]:
     """Cumulative bucket counts of the counted calls only (after - before), summed over series."""
+
     def buckets(points: Any) -> list[int]:
         total: list[int] = []
         for p in points.matching(name):
