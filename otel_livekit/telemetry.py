@@ -35,7 +35,7 @@ from .backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
 from .export.file import FileMetricExporter, FileSpanExporter
-from .export.prometheus import prometheus_readers
+from .export.prometheus import active_endpoint, prometheus_readers
 from .exporters import (
     CountingBatchSpanProcessor,
     CountingSession,
@@ -90,6 +90,12 @@ class Telemetry:
     @property
     def enabled(self) -> bool:
         return self.tracer_provider is not None
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The standalone ``/metrics`` this process serves, if any."""
+        endpoint = active_endpoint()
+        return f"http://{endpoint.host}:{endpoint.port}/metrics" if endpoint else None
 
     @property
     def export_failures(self) -> dict[str, int]:

@@ -316,3 +316,41 @@ def test_report_names_a_broken_line_and_handles_a_file_without_calls(tmp_path: P
     result = CliRunner().invoke(main, ["report", str(empty)])
     assert result.exit_code == 0, result.output
     assert "No <code>agent_session</code> span in this file." in (tmp_path / "empty.html").read_text()
+
+
+def test_demo_serves_prometheus_while_it_runs(tmp_path: Path) -> None:
+    """With the endpoint on, a scrape during the run sees the calls so far."""
+    import re
+    import time
+    import urllib.request
+
+    from servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "demo", "--calls", "2", "--concurrency", "1", "--turns", "2", "--seed", "5",
+         "--speed", "10", "--no-report", "--prometheus-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=cli_env(),
+    )  # fmt: skip
+    started, seen = time.monotonic(), -1.0
+    try:
+        while time.monotonic() - started < 120 and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            match = re.search(r"^voice_agent_sessions_started_total (\S+)$", body, re.M)
+            turns = re.findall(r"^voice_agent_turn_latency_seconds_count\{[^}]*\} (\S+)$", body, re.M)
+            if match and sum(float(t) for t in turns) >= 1:  # a call under way, a turn done
+                seen = float(match.group(1))
+                break
+            time.sleep(0.2)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    assert seen >= 1, "no scrape during the run saw a call"
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in out

@@ -120,19 +120,42 @@ def _choose_backend(backend: str | None) -> str:
 
 @click.command()
 @click.option("--calls", default=6, show_default=True, type=click.IntRange(1, 200), help="Simulated calls.")
-@click.option("--concurrency", default=3, show_default=True, type=click.IntRange(1, 50),
-              help="Calls running at once.")
-@click.option("--turns", default=4, show_default=True, type=click.IntRange(1, 30),
-              help="User turns per call.")
+@click.option(
+    "--concurrency", default=3, show_default=True, type=click.IntRange(1, 50), help="Calls running at once."
+)
+@click.option(
+    "--turns", default=4, show_default=True, type=click.IntRange(1, 30), help="User turns per call."
+)
 @click.option("--seed", default=7, show_default=True, help="Seed for plans, providers and latencies.")
-@click.option("--speed", default=4.0, show_default=True, type=click.FloatRange(1.0, 50.0),
-              help="Speed-up of the human side (speaking, playout); model latencies stay real.")
-@click.option("--backend", default=None,
-              help="Where telemetry goes (default: $OTEL_LIVEKIT_BACKEND, an inferred backend, else file).")
-@click.option("--file", "file_path", default=None, type=click.Path(dir_okay=False),
-              help=f"Trace file for the file backend, started afresh (default: ./{DEMO_FILE}).")
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Write the HTML report (file backend).")
+@click.option(
+    "--speed",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(1.0, 50.0),
+    help="Speed-up of the human side (speaking, playout); model latencies stay real.",
+)
+@click.option(
+    "--backend",
+    default=None,
+    help="Where telemetry goes (default: $OTEL_LIVEKIT_BACKEND, an inferred backend, else file).",
+)
+@click.option(
+    "--file",
+    "file_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help=f"Trace file for the file backend, started afresh (default: ./{DEMO_FILE}).",
+)
+@click.option(
+    "--report/--no-report", default=True, show_default=True, help="Write the HTML report (file backend)."
+)
+@click.option(
+    "--prometheus-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve the catalogue on http://127.0.0.1:PORT/metrics while the demo runs "
+    "(default: $OTEL_LIVEKIT_PROMETHEUS_PORT; 0 picks a free port).",
+)
 def demo(
     calls: int,
     concurrency: int,
@@ -142,6 +165,7 @@ def demo(
     backend: str | None,
     file_path: str | None,
     report: bool,
+    prometheus_port: int | None,
 ) -> None:
     """Simulated calls through real LiveKit AgentSessions, with a live latency view."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -188,6 +212,7 @@ def demo(
             service_name=os.environ.get(ev.OTEL_SERVICE_NAME) or "otel-livekit-demo",
             allow_pii=allow_pii,
             span_processors=[LiveTurns(on_turn)],
+            prometheus_port=prometheus_port,
             **cast(Any, options),
         )
     except ConfigurationError as exc:
@@ -195,9 +220,10 @@ def demo(
     plans = plan_calls(calls, turns, seed)
     console.print(
         f"{calls} simulated calls × {turns} turns, {min(concurrency, calls)} at a time, seed {seed}, "
-        f"speed ×{speed:g} → backend [bold]{telemetry.backend}[/]"
-        + (f" ({path})" if path else ""),
+        f"speed ×{speed:g} → backend [bold]{telemetry.backend}[/]" + (f" ({path})" if path else ""),
     )
+    if telemetry.prometheus_url:
+        console.print(f"metrics: {telemetry.prometheus_url} (while the demo runs)")
     started = time.monotonic()
 
     async def run_all() -> list[int]:
