@@ -34,6 +34,8 @@ from . import session_hooks
 from .backends import Destination, ExportPlan, resolve_plan
 from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
+from .export.self_metrics import register_self_metrics, self_metric_views
+from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
 from .exporters import (
     CountingBatchSpanProcessor,
     CountingSession,
@@ -69,8 +71,10 @@ class Telemetry:
         health: Sequence[ExportHealth] = (),
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         recorder: Recorder | None = None,
+        spooler: Spooler | None = None,
     ) -> None:
         self.backend = backend
+        self.spooler = spooler
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.health = tuple(health)
@@ -108,7 +112,18 @@ class Telemetry:
         ``flush_timeout``) even if a backend hangs, and never raises."""
         budget = self.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
-        return self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
+        self._cut_spool(budget)
+        done = self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
+        if done and self.spooler is not None:
+            self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
+        return done
+
+    def _cut_spool(self, budget: float) -> None:
+        """Exports still waiting for the backend shortly before the deadline leave their
+        batch in the spool (already on disk) and return, so what is queued behind them is
+        spooled too within the same budget."""
+        if self.spooler is not None:
+            self.spooler.cut_at(time.monotonic() + budget - min(0.25, budget / 5))
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop the exporters within ``timeout`` seconds; a later
@@ -122,6 +137,7 @@ class Telemetry:
         budget = self.flush_timeout if timeout is None else timeout
         if self._is_stuck():
             budget = 0.0  # still started, so the exporters stop retrying
+        self._cut_spool(budget)
         # each provider's shutdown exports what its processors/readers still hold
         self._bounded("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
         with _lock:
@@ -275,18 +291,20 @@ def _compact_span(span: ReadableSpan) -> str:
     return f"[otel_livekit] span {span.name:<22} {ms:9.1f} ms trace={trace_id} {extra}\n"
 
 
-def _span_processor(plan: ExportPlan, health: list[ExportHealth]) -> SpanProcessor | None:
+def _span_processor(plan: ExportPlan, health: list[ExportHealth], spooler: Spooler) -> SpanProcessor | None:
     if plan.traces is None:
         return None
     h = ExportHealth("traces", f"{plan.backend} (stderr)")
     health.append(h)
     http = plan.traces != "console"
     if isinstance(plan.traces, Destination):
+        session = CountingSession(h)
         exporter: Any = OTLPSpanExporter(
-            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(),
-            session=CountingSession(h),
+            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(), session=session,
         )  # fmt: skip
         h.target = f"{plan.backend} ({exporter._endpoint})"
+        if (outbox := spooler.outbox(exporter, session, h)) is not None:
+            return CountingBatchSpanProcessor(SpoolingSpanExporter(outbox), h)
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
     return CountingBatchSpanProcessor(ReportingSpanExporter(exporter, h, http=http), h)
@@ -300,7 +318,7 @@ _DELTA: dict[type, AggregationTemporality] = {
 
 
 def _metric_reader(
-    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth]
+    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth], spooler: Spooler
 ) -> MetricReader | None:
     if plan.metrics is None:
         return None
@@ -309,13 +327,16 @@ def _metric_reader(
         temporality = dict(_DELTA)
     h = ExportHealth("metrics", plan.backend)
     health.append(h)
+    session = CountingSession(h)
     exporter = OTLPMetricExporter(
         endpoint=plan.metrics.endpoint,
         headers=plan.metrics.revealed_headers(),
         preferred_temporality=temporality,
-        session=CountingSession(h),
+        session=session,
     )
     h.target = f"{plan.backend} ({exporter._endpoint})"
+    if (outbox := spooler.outbox(exporter, session, h)) is not None:
+        return PeriodicExportingMetricReader(SpoolingMetricExporter(outbox, exporter))
     # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
     return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h, http=True))
 
@@ -335,6 +356,9 @@ def setup_tracing(
     metric_readers: Sequence[MetricReader] = (),
     prices: PriceSource = None,
     instrument_sessions: bool | None = None,
+    spool: bool | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
@@ -345,8 +369,9 @@ def setup_tracing(
     ``span_processors`` and ``metric_readers`` are added beside the backend's (tests, a
     Prometheus reader). ``prices`` overrides the cost table (a dict or a JSON path). Every
     ``AgentSession`` started afterwards is instrumented unless ``instrument_sessions`` (or
-    ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. A second call returns the first handle
-    and adds nothing.
+    ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS``) is false. ``spool``, ``spool_dir`` and
+    ``spool_max_bytes`` (``OTEL_LIVEKIT_SPOOL*``) govern the on-disk spool that keeps what
+    the backend cannot take in time. A second call returns the first handle and adds nothing.
 
     Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
     required variable or a malformed endpoint.
@@ -386,30 +411,35 @@ def setup_tracing(
             raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
             instrument_sessions = raw is None or _truthy(raw)
 
+        spooler = Spooler(spool_settings(env, str(resource.attributes[SERVICE_NAME]), enabled=spool,
+                                         directory=spool_dir, max_bytes=spool_max_bytes))  # fmt: skip
         health: list[ExportHealth] = []
         quiet_repeated_exporter_logs()
         # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         span_index = SpanIndex()
         tracer_provider.add_span_processor(span_index)
-        if (processor := _span_processor(plan, health)) is not None:
+        if (processor := _span_processor(plan, health, spooler)) is not None:
             tracer_provider.add_span_processor(processor)
         for extra in span_processors:
             tracer_provider.add_span_processor(extra)
 
-        readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
+        readers = [r for r in (_metric_reader(plan, env, health, spooler),) if r is not None]
         readers.extend(metric_readers)
         meter_provider = MeterProvider(
             resource=resource,
             metric_readers=readers,
-            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
+            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views(), *self_metric_views()],
             shutdown_on_exit=False,
         )
 
         _install_globals(tracer_provider, meter_provider, metadata, allow_pii)
         recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
+        register_self_metrics(meter_provider.get_meter(METER_NAME), health)
         session_hooks.install(recorder, auto=instrument_sessions)
-        _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
+        _current = Telemetry(
+            plan.backend, tracer_provider, meter_provider, health, timeout, recorder, spooler
+        )
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
         return _current

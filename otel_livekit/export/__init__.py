@@ -1,0 +1,1 @@
+"""Where telemetry leaves the process: exporters, sinks, spool."""
