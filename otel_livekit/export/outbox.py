@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -51,7 +51,7 @@ class Wire:
     auth, compression), per-attempt timeout and TLS-configured session."""
 
     endpoint: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # auth headers: never in a repr
     timeout: float
     compress: Callable[[bytes], bytes]
     session: requests.Session
