@@ -4,6 +4,7 @@ and then hangs until the test kills it with SIGKILL, its export still in flight.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ def prewarm(proc: JobProcess) -> None:
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    # the settings come with the job: the forkserver's environment is the one it started with
+    os.environ.update(json.loads(ctx.job.metadata))
     t = setup_tracing()
     run = await run_offline_session(text_turns=("hello",), audio_turns=0, in_job=False)
     assert run.assistant_messages == 1

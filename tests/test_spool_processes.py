@@ -4,6 +4,7 @@ process replaying what it left; two processes sharing the spool never send a spa
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -51,7 +52,7 @@ def wait_until(cond: object, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-async def kill_job_after_flush(marker: Path) -> tuple[int, int | None]:
+async def kill_job_after_flush(marker: Path, env: dict[str, str]) -> tuple[int, int | None]:
     executor = ProcJobExecutor(
         initialize_process_fnc=job_outage_entry.prewarm, job_entrypoint_fnc=job_outage_entry.entrypoint,
         session_end_fnc=None, simulation_end_fnc=None, inference_executor=None,
@@ -62,7 +63,8 @@ async def kill_job_after_flush(marker: Path) -> tuple[int, int | None]:
     )  # fmt: skip
     await executor.start()
     await executor.initialize()
-    job = agent.Job(id="job-killed", room=models.Room(sid="RM_k", name="room-k"), type=agent.JobType.JT_ROOM)
+    job = agent.Job(id="job-killed", room=models.Room(sid="RM_k", name="room-k"), type=agent.JobType.JT_ROOM,
+                    metadata=json.dumps(env))  # fmt: skip
     await executor.launch_job(RunningJobInfo(
         accept_arguments=JobAcceptArguments(name="", identity="agent-test", metadata=""),
         job=job, url="ws://127.0.0.1:9", token="", worker_id="w-test", fake_job=True,
@@ -82,13 +84,18 @@ def test_a_job_killed_mid_outage_is_replayed_by_the_next_process(
 ) -> None:
     marker = tmp_path / "flushed"
     with FaultServer("hang") as server:
-        monkeypatch.setenv("OTEL_LIVEKIT_BACKEND", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
-        monkeypatch.delenv("OTEL_EXPORTER_OTLP_TIMEOUT")  # the attempt hangs 5 s: still in flight
-        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")
-        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-        monkeypatch.setenv("TEST_FLUSHED_MARKER", str(marker))
-        pid, exitcode = asyncio.run(kill_job_after_flush(marker))
+        env = {
+            "OTEL_LIVEKIT_BACKEND": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": server.url,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "10",  # one attempt hangs 5 s: still in flight when killed
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            "OTEL_LIVEKIT_SPOOL_DIR": os.environ["OTEL_LIVEKIT_SPOOL_DIR"],
+            "TEST_FLUSHED_MARKER": str(marker),
+        }
+        for key, value in env.items():  # the same settings for the process that replays
+            monkeypatch.setenv(key, value)
+        pid, exitcode = asyncio.run(kill_job_after_flush(marker, env))
         assert exitcode == -signal.SIGKILL
         spool = Path(os.environ["OTEL_LIVEKIT_SPOOL_DIR"])
         (traces,) = spool.glob("traces-*")
