@@ -263,3 +263,22 @@ def test_bad_spool_settings_fail_at_setup(monkeypatch: pytest.MonkeyPatch, var: 
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigurationError, match=var):
         setup_tracing("otlp", endpoint="http://127.0.0.1:4318")
+
+
+def test_what_is_queued_at_the_deadline_is_spooled_within_it() -> None:
+    """Three batches queued behind a hung backend: the first waits for an answer until just
+    before the deadline, then it and the two behind it are on disk, all within the budget."""
+    with FaultServer("hang") as server:
+        t = setup_tracing("otlp", endpoint=server.url)
+        tracer = trace.get_tracer("queue-test")
+        for i in range(1200):  # the SDK exports at most 512 per batch
+            with tracer.start_as_current_span(f"s{i}"):
+                pass
+        started = time.monotonic()
+        t.force_flush()
+        elapsed = time.monotonic() - started
+        traces = t.health[0]
+        assert traces.spooled == 1200
+        assert len(set(spooled_span_ids(spool_files(t, "traces")))) == 1200
+        t.shutdown()
+    assert elapsed <= DEFAULT_FLUSH_TIMEOUT + SLACK, elapsed
