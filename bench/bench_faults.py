@@ -190,7 +190,8 @@ def lag(seconds: float) -> dict[str, dict[str, Any]]:
     return out
 
 
-def outage_child(seconds: float, cap: int, calls: int) -> None:
+def outage_child(seconds: float, cap: int, calls: int, off: bool = False) -> None:
+    """``off``: the same calls and sampling with telemetry off (the memory baseline)."""
     import logging
 
     logging.disable(logging.WARNING)
@@ -198,18 +199,19 @@ def outage_child(seconds: float, cap: int, calls: int) -> None:
 
     from otel_livekit import setup_tracing
 
-    made: list[bytes] = []
+    made = bytearray()  # 8 bytes per span id: the bench's own bookkeeping, kept small
 
     class Made(SpanProcessor):
         def on_end(self, span: ReadableSpan) -> None:
             if span.context is not None:
-                made.append(span.context.span_id.to_bytes(8, "big"))
+                made.extend(span.context.span_id.to_bytes(8, "big"))
 
     port = free_port()
     spool = Path(tempfile.mkdtemp(prefix="bench-outage-"))
     os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
-    t = setup_tracing("otlp", endpoint=f"http://127.0.0.1:{port}", spool_dir=spool, spool_max_bytes=cap,
-                      span_processors=[Made()])  # fmt: skip
+    if not off:
+        t = setup_tracing("otlp", endpoint=f"http://127.0.0.1:{port}", spool_dir=spool, spool_max_bytes=cap,
+                          span_processors=[Made()])  # fmt: skip
 
     def spool_bytes() -> int:
         return sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
@@ -232,6 +234,11 @@ def outage_child(seconds: float, cap: int, calls: int) -> None:
         return samples
 
     samples = asyncio.run(run())
+    warm = [rss for at, rss, _ in samples if at >= min(60.0, seconds / 4)]
+    if off:
+        print(json.dumps({"outage_s": seconds, "calls": calls, "telemetry": "off", "rss_samples": samples,
+                          "rss_after_warmup_min": min(warm), "rss_after_warmup_max": max(warm)}))  # fmt: skip
+        return
     t.force_flush()  # the job ends while the backend is still down
     outage_done = time.monotonic()
     server = Backend("ok", port)  # the backend comes back
@@ -243,21 +250,21 @@ def outage_child(seconds: float, cap: int, calls: int) -> None:
     server.close()
     arrived = server.span_ids
     traces = health["traces"]
-    warm = [rss for at, rss, _ in samples if at >= min(60.0, seconds / 4)]
+    made_ids = {bytes(made[i : i + 8]) for i in range(0, len(made), 8)}
     print(json.dumps({
-        "outage_s": seconds, "cap_bytes": cap, "calls": calls, "spans_made": len(made),
+        "outage_s": seconds, "cap_bytes": cap, "calls": calls, "spans_made": len(made_ids),
         "spans_dropped_by_cap": traces.dropped, "spans_arrived": len(arrived),
-        "spans_arrived_unique": len(set(arrived)), "arrived_of_made": len(set(arrived) & set(made)),
+        "spans_arrived_unique": len(set(arrived)), "arrived_of_made": len(set(arrived) & made_ids),
         "drain_s": round(drained, 1), "rss_samples": samples,
         "rss_after_warmup_min": min(warm), "rss_after_warmup_max": max(warm),
         "spool_peak_bytes": max(b for _, _, b in samples),
     }))  # fmt: skip
 
 
-def outage(seconds: float, cap: int, calls: int) -> dict[str, Any]:
+def outage(seconds: float, cap: int, calls: int, off: bool) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--outage-child", "--outage", str(seconds), "--cap", str(cap),
-         "--calls", str(calls)],
+         "--calls", str(calls), *(["--off"] if off else [])],
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )  # fmt: skip
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -274,12 +281,13 @@ def main() -> None:
     ap.add_argument("--skip-outage", action="store_true")
     ap.add_argument("--lag-child")
     ap.add_argument("--outage-child", action="store_true")
+    ap.add_argument("--off", action="store_true", help="outage part with telemetry off (memory baseline)")
     ap.add_argument("--url")
     args = ap.parse_args()
     if args.lag_child:
         return lag_child(args.lag_child, args.lag_seconds, args.url)
     if args.outage_child:
-        return outage_child(args.outage, args.cap, args.calls)
+        return outage_child(args.outage, args.cap, args.calls, args.off)
 
     out = HERE / "results" / "faults.json"
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
@@ -300,8 +308,16 @@ def main() -> None:
     if args.skip_outage:
         out.write_text(json.dumps(results, indent=2) + "\n")
         return
-    o = results[f"outage_{args.outage:.0f}s_cap_{args.cap}"] = outage(args.outage, args.cap, args.calls)
+    key = f"outage_{args.outage:.0f}s_" + ("telemetry_off" if args.off else f"cap_{args.cap}")
+    o = outage(args.outage, args.cap, args.calls, args.off)
     o["command"] = " ".join(["bench/bench_faults.py", *sys.argv[1:]])
+    results = json.loads(out.read_text()) if out.exists() else results  # another run may have written
+    results[key] = o
+    if args.off:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        rss = f"{o['rss_after_warmup_min']:.1f}–{o['rss_after_warmup_max']:.1f}"
+        print(f"telemetry off, {o['outage_s']:.0f} s of calls: RSS after warm-up {rss} MB")
+        return
     kept = o["spans_made"] - o["spans_dropped_by_cap"]
     print(f"\nOutage of {o['outage_s']:.0f} s, {o['calls']} concurrent calls, cap {o['cap_bytes']} bytes\n")
     print("| measure | value |\n|---|---|")
