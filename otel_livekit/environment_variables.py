@@ -128,3 +128,16 @@ Default: unset (no endpoint)."""
 
 OTEL_LIVEKIT_PROMETHEUS_HOST = "OTEL_LIVEKIT_PROMETHEUS_HOST"
 """Address the standalone endpoint binds. Default: 127.0.0.1 (loopback only)."""
+
+OTEL_LIVEKIT_SPOOL = "OTEL_LIVEKIT_SPOOL"
+"""``false`` turns the outage spool off: what the backend does not take in time is dropped
+(and counted). Default: true."""
+
+OTEL_LIVEKIT_SPOOL_DIR = "OTEL_LIVEKIT_SPOOL_DIR"
+"""Directory of the outage spool, shared by the job processes of a machine (one
+subdirectory per destination). Default: ``$XDG_CACHE_HOME/otel_livekit/spool/<service>``
+(``~/.cache/...`` without XDG_CACHE_HOME)."""
+
+OTEL_LIVEKIT_SPOOL_MAX_BYTES = "OTEL_LIVEKIT_SPOOL_MAX_BYTES"
+"""Size cap of the spool, in bytes, per destination; the oldest batches are dropped (and
+counted) beyond it. Default: 67108864 (64 MiB)."""

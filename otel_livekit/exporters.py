@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
@@ -61,6 +61,14 @@ class ExportHealth:
         self.queued = 0
         """Items handed to the export pipeline (spans ended); ``None`` where unknown."""
         self.in_flight = 0
+        self.spooled = 0
+        """Items left in the on-disk spool because the backend did not take them in time."""
+        self.replayed = 0
+        """Spooled items (this process's or an earlier one's) delivered later from the spool."""
+        self.dropped = 0
+        """Spooled items dropped for good: evicted by the size cap or rejected on replay."""
+        self.failure_note: Callable[[str], str] | None = None
+        """Words appended to the one failure line, e.g. where the spool keeps the batches."""
         self.last_error: str | None = None
         self._written_off = 0
         self._failing = False
@@ -80,22 +88,26 @@ class ExportHealth:
             first, self._failing = not self._failing, True
         if first:
             logger.warning(
-                "%s export to %s failed: %s (further failures are counted, not logged, until it recovers)",
+                "%s export to %s failed: %s (further failures are counted, not logged, until it recovers)%s",
                 self.signal,
                 self.target,
                 error,
+                self.failure_note(error) if self.failure_note else "",
             )
 
     def sending(self, items: int) -> None:
         with self._lock:
             self.in_flight += items
 
-    def sent(self, items: int, ok: bool) -> None:
+    def sent(self, items: int, ok: bool, *, spooled: bool = False) -> None:
         with self._lock:
             self.in_flight -= items
             counted = min(items, self._written_off)  # already counted by write_off()
             self._written_off -= counted
-            if ok:
+            if spooled:  # not delivered yet, but not lost either
+                self.spooled += items
+                self.not_delivered -= counted
+            elif ok:
                 self.delivered += items
                 self.not_delivered -= counted
             else:
@@ -105,10 +117,17 @@ class ExportHealth:
         """The deadline passed: count what is queued or in flight as not delivered (an
         export that still ends later corrects it) and return how many items that is."""
         with self._lock:
-            lost = max(self.queued - self.delivered - self.not_delivered, self.in_flight, 0)
+            settled = self.delivered + self.not_delivered + self.spooled
+            lost = max(self.queued - settled, self.in_flight, 0)
             self.not_delivered += lost
             self._written_off = self.in_flight
             return lost
+
+    def add(self, *, replayed: int = 0, dropped: int = 0) -> None:
+        """Count what the spool's sender settled after the exporter stopped waiting."""
+        with self._lock:
+            self.replayed += replayed
+            self.dropped += dropped
 
     def __repr__(self) -> str:
         return f"ExportHealth({self.signal} -> {self.target}: {self.failures} failed attempts)"
@@ -173,7 +192,7 @@ class ReportingSpanExporter(SpanExporter):
         self._inner.shutdown()
 
 
-def _points(metrics_data: MetricsData) -> int:
+def metric_points(metrics_data: MetricsData) -> int:
     return sum(
         len(m.data.data_points)
         for rm in metrics_data.resource_metrics
@@ -195,7 +214,7 @@ class ReportingMetricExporter(MetricExporter):
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        points = _points(metrics_data)
+        points = metric_points(metrics_data)
         self.health.sending(points)
         ok = False
         try:

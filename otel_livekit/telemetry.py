@@ -36,6 +36,8 @@ from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, vi
 from .errors import ConfigurationError
 from .export.file import FileMetricExporter, FileSpanExporter
 from .export.prometheus import active_endpoint, prometheus_readers
+from .export.self_metrics import register_self_metrics, self_metric_views
+from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
 from .exporters import (
     CountingBatchSpanProcessor,
     CountingSession,
@@ -74,8 +76,10 @@ class Telemetry:
         health: Sequence[ExportHealth] = (),
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         recorder: Recorder | None = None,
+        spooler: Spooler | None = None,
     ) -> None:
         self.backend = backend
+        self.spooler = spooler
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.health = tuple(health)
@@ -119,7 +123,18 @@ class Telemetry:
         ``flush_timeout``) even if a backend hangs, and never raises."""
         budget = self.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
-        return self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
+        self._cut_spool(budget)
+        done = self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
+        if done and self.spooler is not None:
+            self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
+        return done
+
+    def _cut_spool(self, budget: float) -> None:
+        """Exports still waiting for the backend shortly before the deadline leave their
+        batch in the spool (already on disk) and return, so what is queued behind them is
+        spooled too within the same budget."""
+        if self.spooler is not None:
+            self.spooler.cut_at(time.monotonic() + budget - min(0.25, budget / 5))
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop the exporters within ``timeout`` seconds; a later
@@ -134,6 +149,7 @@ class Telemetry:
         budget = self.flush_timeout if timeout is None else timeout
         if self._is_stuck():
             budget = 0.0  # still started, so the exporters stop retrying
+        self._cut_spool(budget)
         # each provider's shutdown exports what its processors/readers still hold
         self._bounded("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
         with _lock:
@@ -288,7 +304,10 @@ def _compact_span(span: ReadableSpan) -> str:
 
 
 def _span_processor(
-    plan: ExportPlan, health: list[ExportHealth], wrap: Callable[[SpanExporter, str], SpanExporter]
+    plan: ExportPlan,
+    health: list[ExportHealth],
+    wrap: Callable[[SpanExporter, str], SpanExporter],
+    spooler: Spooler,
 ) -> SpanProcessor | None:
     if plan.traces is None:
         return None
@@ -296,11 +315,13 @@ def _span_processor(
     health.append(h)
     http = isinstance(plan.traces, Destination)
     if isinstance(plan.traces, Destination):
+        session = CountingSession(h)
         exporter: Any = OTLPSpanExporter(
-            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(),
-            session=CountingSession(h),
+            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(), session=session,
         )  # fmt: skip
         h.target = f"{plan.backend} ({exporter._endpoint})"
+        if (outbox := spooler.outbox(exporter, session, h)) is not None:
+            return CountingBatchSpanProcessor(wrap(SpoolingSpanExporter(outbox), plan.backend), h)
     elif isinstance(plan.traces, FileTarget):
         exporter = FileSpanExporter(plan.traces.path)
         h.target = f"file ({plan.traces.path})"
@@ -317,7 +338,7 @@ _DELTA: dict[type, AggregationTemporality] = {
 
 
 def _metric_reader(
-    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth]
+    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth], spooler: Spooler
 ) -> MetricReader | None:
     if plan.metrics is None:
         return None
@@ -331,13 +352,16 @@ def _metric_reader(
         temporality = dict(_DELTA)
     h = ExportHealth("metrics", plan.backend)
     health.append(h)
+    session = CountingSession(h)
     exporter = OTLPMetricExporter(
         endpoint=plan.metrics.endpoint,
         headers=plan.metrics.revealed_headers(),
         preferred_temporality=temporality,
-        session=CountingSession(h),
+        session=session,
     )
     h.target = f"{plan.backend} ({exporter._endpoint})"
+    if (outbox := spooler.outbox(exporter, session, h)) is not None:
+        return PeriodicExportingMetricReader(SpoolingMetricExporter(outbox, exporter))
     # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
     return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h, http=True))
 
@@ -370,6 +394,9 @@ def setup_tracing(
     prometheus_port: int | None = None,
     prometheus_host: str | None = None,
     prometheus_multiprocess: bool | None = None,
+    spool: bool | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
@@ -391,6 +418,9 @@ def setup_tracing(
     the backend; ``session_id``/``user_id``/``trace_name``/``tags`` override what every span
     of a call carries; ``langfuse_mapping`` adds the Langfuse keys for any backend;
     ``report_dir``/``on_report`` receive each session report; ``logs="otlp"`` exports logs.
+
+    ``spool``, ``spool_dir`` and ``spool_max_bytes`` (``OTEL_LIVEKIT_SPOOL*``) govern the
+    on-disk spool that keeps what the backend cannot take in time.
 
     Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
     required variable or a malformed endpoint.
@@ -439,6 +469,8 @@ def setup_tracing(
             report_dir=report_dir, on_report=on_report, logs=logs,
         )  # fmt: skip
 
+        spooler = Spooler(spool_settings(env, str(resource.attributes[SERVICE_NAME]), enabled=spool,
+                                         directory=spool_dir, max_bytes=spool_max_bytes))  # fmt: skip
         health: list[ExportHealth] = []
         quiet_repeated_exporter_logs()
         # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
@@ -447,7 +479,7 @@ def setup_tracing(
         span_index = SpanIndex()
         tracer_provider.add_span_processor(span_index)
         tracer_provider.add_span_processor(features.processor)  # call ids on every span
-        if (processor := _span_processor(plan, health, features.exporter)) is not None:
+        if (processor := _span_processor(plan, health, features.exporter, spooler)) is not None:
             tracer_provider.add_span_processor(processor)
         for name, span_exporter in (span_exporters or {}).items():
             h = ExportHealth("traces", name)
@@ -463,14 +495,14 @@ def setup_tracing(
             headers=dest.revealed_headers() if dest else None,
         )  # fmt: skip
 
-        readers = [r for r in (_metric_reader(plan, env, health),) if r is not None]
+        readers = [r for r in (_metric_reader(plan, env, health, spooler),) if r is not None]
         readers.extend(metric_readers)
         readers.extend(prometheus_readers(env, port=prometheus_port, host=prometheus_host,
                                           multiprocess=prometheus_multiprocess))  # fmt: skip
         meter_provider = MeterProvider(
             resource=resource,
             metric_readers=readers,
-            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
+            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views(), *self_metric_views()],
             shutdown_on_exit=False,
         )
 
@@ -478,8 +510,11 @@ def setup_tracing(
         livekit_pii = features.policy.anywhere(span_destinations)
         _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
         recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
+        register_self_metrics(meter_provider.get_meter(METER_NAME), health)
         session_hooks.install(recorder, auto=instrument_sessions)
-        _current = Telemetry(plan.backend, tracer_provider, meter_provider, health, timeout, recorder)
+        _current = Telemetry(
+            plan.backend, tracer_provider, meter_provider, health, timeout, recorder, spooler
+        )
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
         logger.info("otel_livekit: %s", features.policy.describe(destinations))

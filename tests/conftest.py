@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -47,11 +48,13 @@ def reset_otel_globals() -> None:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No backend variable from the developer's shell leaks into a test."""
     for key in list(os.environ):
         if key.startswith(_OUR_ENV_PREFIXES):
             monkeypatch.delenv(key)
+    # each test its own outage spool: nothing spooled by one test is replayed into another
+    monkeypatch.setenv("OTEL_LIVEKIT_SPOOL_DIR", str(tmp_path / "spool"))
     # exports to receivers a test already closed give up quickly, not after the 10 s default
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
     reset_otel_globals()

@@ -26,6 +26,13 @@ from otel_livekit.telemetry import DEFAULT_FLUSH_TIMEOUT
 SLACK = 0.6  # thread start-up and scheduling on a busy 2-core machine
 
 
+@pytest.fixture(autouse=True)
+def no_spool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These pin the path without the outage spool (OTEL_LIVEKIT_SPOOL=false): the SDK's
+    exporters, cut at the deadline. tests/test_faults.py covers the spool."""
+    monkeypatch.setenv("OTEL_LIVEKIT_SPOOL", "false")
+
+
 @contextmanager
 def hung_server() -> Iterator[str]:
     """A real loopback server that accepts every connection and never answers."""

@@ -1,0 +1,213 @@
+"""The spool's settings and the exporters that write through it.
+
+With the spool on (the default), an OTLP destination's exporter encodes each batch with the
+OTLP protobuf encoders, hands it to the destination's ``Outbox`` (on disk first, then one
+short HTTP attempt) and returns: the SDK's 10 s retry loop never holds the worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .. import environment_variables as ev
+from ..errors import ConfigurationError
+from ..exporters import ExportHealth, metric_points
+from .outbox import RETRYABLE, Outbox, Outcome, Wire
+from .spool import SpoolDir
+
+logger = logging.getLogger("otel_livekit")
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_ATTEMPT_TIMEOUT = 5.0
+"""One live attempt waits at most this long (or the OTLP timeout, if shorter) before the
+batch is left to the spool: long enough for a slow backend, short of the SDK's 10 s loop."""
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    enabled: bool
+    root: Path
+    max_bytes: int
+    explicit_dir: bool = False
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:64] or "default"
+
+
+def default_root(service: str, env: Mapping[str, str]) -> Path:
+    cache = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "otel_livekit" / "spool" / _slug(service)
+
+
+def spool_settings(
+    env: Mapping[str, str],
+    service: str,
+    *,
+    enabled: bool | None,
+    directory: str | os.PathLike[str] | None,
+    max_bytes: int | None,
+) -> SpoolSettings:
+    """Argument > environment variable > default; a bad value fails here, naming its variable."""
+    if enabled is None:
+        raw = (env.get(ev.OTEL_LIVEKIT_SPOOL) or "true").strip().lower()
+        if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigurationError(f"{ev.OTEL_LIVEKIT_SPOOL} must be true or false, got {raw!r}")
+        enabled = raw in ("1", "true", "yes", "on")
+    if max_bytes is None:
+        raw_max = env.get(ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES)
+        try:
+            max_bytes = int(raw_max) if raw_max else DEFAULT_MAX_BYTES
+        except ValueError:
+            raise ConfigurationError(
+                f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be a whole number of bytes, got {raw_max!r}"
+            ) from None
+    if max_bytes <= 0:
+        raise ConfigurationError(f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be positive, got {max_bytes}")
+    given = directory or env.get(ev.OTEL_LIVEKIT_SPOOL_DIR)
+    root = Path(given).expanduser() if given else default_root(service, env)
+    return SpoolSettings(enabled, root, max_bytes, explicit_dir=bool(given))
+
+
+def destination_dir(root: Path, signal: str, endpoint: str, headers: Mapping[str, str]) -> Path:
+    """One directory per destination, so batches never reach a backend (or a project's
+    credentials) other than the one they were meant for. The header values are hashed."""
+    digest = hashlib.sha256(endpoint.encode())
+    for key, value in sorted(headers.items()):
+        digest.update(f"\n{key.lower()}={value}".encode())
+    url = urlsplit(endpoint)
+    return root / f"{signal}-{_slug(url.netloc)}-{digest.hexdigest()[:16]}"
+
+
+def _wire(exporter: OTLPSpanExporter | OTLPMetricExporter, session: requests.Session) -> Wire:
+    """The exporter's resolved settings (argument or ``OTEL_EXPORTER_OTLP_*``). Reads the
+    SDK exporter's fields (pinned OTel 1.45) rather than re-implementing its resolution;
+    its transport has already set TLS verification and client certificates on ``session``."""
+    client: Any = exporter._client
+    return Wire(
+        endpoint=exporter._endpoint,
+        headers=dict(client._headers),
+        timeout=min(float(client._timeout), MAX_ATTEMPT_TIMEOUT),
+        compress=client._compress,
+        session=session,
+    )
+
+
+@dataclass
+class Spooler:
+    """Builds one Outbox per OTLP destination and remembers them for the job-end deadline."""
+
+    settings: SpoolSettings
+    outboxes: list[Outbox] = field(default_factory=list)
+
+    def outbox(self, exporter: OTLPSpanExporter | OTLPMetricExporter, session: requests.Session,
+               health: ExportHealth) -> Outbox | None:  # fmt: skip
+        if not self.settings.enabled:
+            return None
+        wire = _wire(exporter, session)
+        directory = destination_dir(self.settings.root, health.signal, wire.endpoint, wire.headers)
+        try:
+            spool = SpoolDir(directory, self.settings.max_bytes, on_evicted=lambda n: health.add(dropped=n))
+        except OSError as exc:
+            if self.settings.explicit_dir:
+                raise ConfigurationError(
+                    f"cannot create the spool directory {directory} ({exc.strerror}): "
+                    f"fix {ev.OTEL_LIVEKIT_SPOOL_DIR} or set {ev.OTEL_LIVEKIT_SPOOL}=false"
+                ) from None
+            logger.warning("otel_livekit: no spool (%s: %s); set %s to a writable directory",
+                           directory, exc.strerror, ev.OTEL_LIVEKIT_SPOOL_DIR)  # fmt: skip
+            return None
+        health.failure_note = partial(_note, directory)
+        box = Outbox(spool, wire, health)
+        self.outboxes.append(box)
+        return box
+
+    def cut_at(self, when: float | None) -> None:
+        for box in self.outboxes:
+            box.cut_at(when)
+
+
+def _note(directory: Path, error: str) -> str:
+    if error.startswith("HTTP ") and int(error[5:]) not in RETRYABLE:
+        return "; the backend rejects the batches, so they are dropped, not spooled"
+    return f"; batches are kept in {directory} and re-sent when it answers"
+
+
+def _export(outbox: Outbox, health: ExportHealth, data: bytes, items: int) -> bool:
+    health.sending(items)
+    outcome = Outcome.DROPPED
+    try:
+        outcome = outbox.submit(data, items)
+    except Exception as exc:  # never into the agent
+        logger.debug("otel_livekit: spool submit failed: %s", exc)
+    finally:
+        health.sent(items, outcome is Outcome.DELIVERED, spooled=outcome is Outcome.SPOOLED)
+    return outcome is not Outcome.DROPPED
+
+
+class SpoolingSpanExporter(SpanExporter):
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.health = outbox.health
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            data = encode_spans(spans).SerializePartialToString()
+        except Exception as exc:
+            logger.debug("otel_livekit: cannot encode spans: %s", exc)
+            return SpanExportResult.FAILURE
+        ok = _export(self.outbox, self.health, data, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        self.outbox.close()
+
+
+class SpoolingMetricExporter(MetricExporter):
+    def __init__(self, outbox: Outbox, template: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=template._preferred_temporality,
+            preferred_aggregation=template._preferred_aggregation,
+        )
+        self.outbox = outbox
+        self.health = outbox.health
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+               **kwargs: Any) -> MetricExportResult:  # fmt: skip
+        points = metric_points(metrics_data)
+        if points == 0:
+            return MetricExportResult.SUCCESS
+        try:
+            data = encode_metrics(metrics_data).SerializePartialToString()
+        except Exception as exc:
+            logger.debug("otel_livekit: cannot encode metrics: %s", exc)
+            return MetricExportResult.FAILURE
+        ok = _export(self.outbox, self.health, data, points)
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.outbox.close()
