@@ -53,6 +53,8 @@ class InstrumentSpec:
     buckets: tuple[float, ...] | None = None
     source: str = ""
     """The LiveKit event the values come from (for the README)."""
+    observed: bool = False
+    """Read by a callback elsewhere (the export self-metrics), not recorded by the recorder."""
 
     def view(self) -> View:
         aggregation = ExplicitBucketHistogramAggregation(self.buckets) if self.buckets is not None else None
@@ -75,6 +77,7 @@ def _c(name: str, unit: str, desc: str, attrs: tuple[str, ...], source: str) -> 
 
 S = "s"
 LAT = LATENCY_SECONDS
+_EXPORTS = "the exporters' ExportHealth"
 
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     # --- GenAI semantic conventions (LLM and realtime models) ---
@@ -170,6 +173,17 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
        (sc.GEN_AI_TOOL_NAME,), "function_tools_executed (is_error)"),
     _c("voice_agent.errors", "{error}", "Pipeline errors by component and recoverability",
        (sc.COMPONENT, sc.ERROR_RECOVERABLE, sc.ERROR_TYPE), "error"),
+    # --- the telemetry pipeline's own health (read from each destination's ExportHealth) ---
+    InstrumentSpec("otel_livekit.export.attempts", "counter", "{attempt}",
+                   "Export HTTP attempts (retries and spool replays included)",
+                   (sc.EXPORT_SIGNAL,), None, _EXPORTS, observed=True),
+    InstrumentSpec("otel_livekit.export.failures", "counter", "{attempt}",
+                   "Failed export attempts (refused, timeout, HTTP error)",
+                   (sc.EXPORT_SIGNAL,), None, _EXPORTS, observed=True),
+    InstrumentSpec("otel_livekit.export.items", "counter", "{item}",
+                   "Spans / metric points by outcome: delivered, spooled for later, replayed "
+                   "from the spool, dropped for good", (sc.EXPORT_SIGNAL, sc.EXPORT_OUTCOME), None,
+                   _EXPORTS, observed=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, InstrumentSpec] = {spec.name: spec for spec in CATALOGUE}
@@ -321,6 +335,8 @@ class Instruments:
         self._by_name: dict[str, Any] = {}
         self.pending = PendingSamples()
         for spec in CATALOGUE:
+            if spec.observed:
+                continue
             if spec.kind == "histogram":
                 histogram = meter.create_histogram(
                     spec.name,

@@ -64,3 +64,8 @@ ATTR_TURN_TTS_TTFB: Final = "voice_agent.turn.tts_ttfb"
 ATTR_TURN_REMAINDER: Final = "voice_agent.turn.remainder"
 ATTR_SESSION_TURNS: Final = "voice_agent.session.turns"
 ATTR_SESSION_COST: Final = "voice_agent.session.cost"
+
+EXPORT_SIGNAL: Final = "otel_livekit.signal"
+"""Self-metrics: ``traces`` or ``metrics``."""
+EXPORT_OUTCOME: Final = "otel_livekit.export.outcome"
+"""Self-metrics: ``delivered``, ``dropped``, ``spooled`` or ``replayed``."""

@@ -36,7 +36,7 @@ from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, vi
 from .errors import ConfigurationError
 from .export.file import FileMetricExporter, FileSpanExporter
 from .export.prometheus import active_endpoint, prometheus_readers
-from .export.self_metrics import register_self_metrics, self_metric_views
+from .export.self_metrics import register_self_metrics
 from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
 from .exporters import (
     CountingBatchSpanProcessor,
@@ -502,7 +502,7 @@ def setup_tracing(
         meter_provider = MeterProvider(
             resource=resource,
             metric_readers=readers,
-            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views(), *self_metric_views()],
+            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
             shutdown_on_exit=False,
         )
 

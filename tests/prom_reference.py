@@ -9,6 +9,7 @@ from typing import Any
 
 from livekit import rtc
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_session_metrics import PRICES, inject_other_events
@@ -25,7 +26,9 @@ CATALOGUE_SAMPLES = {name for spec in CATALOGUE for name in sample_names(spec)}
 def run_reference_sessions(registry: CollectorRegistry, **setup: Any) -> Telemetry:
     """The rich session of test_session_metrics (tools, audio turn, interrupted say, every
     other event type through the session's emitter) and a batch-STT audio session."""
+    # a named span destination, so the export self-metrics have series too
     telemetry = setup_tracing("none", metric_readers=[PrometheusMetricReader(registry=registry)],
+                              span_exporters={"reference": InMemorySpanExporter()},
                               prices=PRICES, **setup)  # fmt: skip
 
     def listen(session: Any) -> None:
@@ -38,6 +41,7 @@ def run_reference_sessions(registry: CollectorRegistry, **setup: Any) -> Telemet
     ))  # fmt: skip
     asyncio.run(run_offline_session(text_turns=(), audio_turns=1,
                                     stt_=OfflineSTT(streaming=False, latency=0.15)))  # fmt: skip
+    telemetry.force_flush()  # every span exported: the self-metrics hold still for the scrapes
     return telemetry
 
 

@@ -1,8 +1,8 @@
 """Pipeline-health instruments: what happened to our own exports, per signal.
 
 Observable counters that read each destination's ``ExportHealth`` at collection time, so
-counting costs nothing on the export path. Specs in the catalogue's ``InstrumentSpec`` shape
-so the catalogue (README table, Views, dashboards) can list them.
+counting costs nothing on the export path. Their specs are catalogue rows (README table,
+Views, Prometheus, dashboards) like every other.
 """
 
 from __future__ import annotations
@@ -10,30 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics.view import View
 
-from ..catalogue import InstrumentSpec
+from .. import semconv as sc
+from ..catalogue import CATALOGUE, InstrumentSpec
 from ..exporters import ExportHealth
 
-ATTR_SIGNAL = "otel_livekit.signal"
-"""``traces`` or ``metrics``."""
-ATTR_OUTCOME = "otel_livekit.export.outcome"
-"""``delivered``, ``dropped``, ``spooled`` or ``replayed``."""
-
-SOURCE = "the exporters' ExportHealth"
-SELF_METRICS: tuple[InstrumentSpec, ...] = (
-    InstrumentSpec("otel_livekit.export.attempts", "counter", "{attempt}",
-                   "Export HTTP attempts (retries and spool replays included)", (ATTR_SIGNAL,), None, SOURCE),
-    InstrumentSpec("otel_livekit.export.failures", "counter", "{attempt}",
-                   "Failed export attempts (refused, timeout, HTTP error)", (ATTR_SIGNAL,), None, SOURCE),
-    InstrumentSpec("otel_livekit.export.items", "counter", "{item}",
-                   "Spans / metric points by outcome: delivered, spooled for later, replayed "
-                   "from the spool, dropped for good", (ATTR_SIGNAL, ATTR_OUTCOME), None, SOURCE),
-)  # fmt: skip
-
-
-def self_metric_views() -> list[View]:
-    return [spec.view() for spec in SELF_METRICS]
+ATTR_SIGNAL = sc.EXPORT_SIGNAL
+ATTR_OUTCOME = sc.EXPORT_OUTCOME
+SELF_METRICS: tuple[InstrumentSpec, ...] = tuple(spec for spec in CATALOGUE if spec.observed)
+"""The catalogue's export self-metrics (attempts, failures, items), in that order."""
 
 
 class _Monotonic:
