@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import job_outage_entry
@@ -79,6 +81,15 @@ async def kill_job_after_flush(marker: Path, env: dict[str, str]) -> tuple[int, 
     return pid, executor.exitcode
 
 
+@pytest.fixture
+def own_forkserver() -> Iterator[None]:
+    """A forkserver keeps the environment it started with, and every later job process
+    inherits it: stop the one this test started, so the next test gets its own."""
+    yield
+    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("own_forkserver")
 def test_a_job_killed_mid_outage_is_replayed_by_the_next_process(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
