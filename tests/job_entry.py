@@ -3,6 +3,7 @@ them): setup_tracing() in the job, one offline call, then the job shuts down."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from livekit.agents import JobContext, JobProcess
@@ -16,6 +17,9 @@ def prewarm(proc: JobProcess) -> None:
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    # the settings travel in the job's metadata: a forkserver keeps the environment it
+    # started with, so the parent's environment at launch time never reaches this process
+    os.environ.update(json.loads(ctx.job.metadata))
     setup_tracing()
     if os.environ.get("TEST_DISABLE_JOB_HOOK") == "1":  # the break the test must catch
         ctx._shutdown_callbacks.clear()  # type: ignore[attr-defined]

@@ -6,18 +6,18 @@ delivers what is buffered."""
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 from typing import Any
 
 import job_entry
-import pytest
 from livekit.agents.ipc.job_proc_executor import ProcJobExecutor
 from livekit.agents.job import JobAcceptArguments, RunningJobInfo
 from livekit.protocol import agent, models
 from otlp_receiver import OtlpReceiver
 
 
-async def run_one_job() -> int | None:
+async def run_one_job(settings: dict[str, str]) -> int | None:
     executor = ProcJobExecutor(
         initialize_process_fnc=job_entry.prewarm, job_entrypoint_fnc=job_entry.entrypoint,
         session_end_fnc=None, simulation_end_fnc=None, inference_executor=None,
@@ -29,7 +29,7 @@ async def run_one_job() -> int | None:
     await executor.start()
     await executor.initialize()
     job = agent.Job(id="job-end-test", room=models.Room(sid="RM_test", name="room-test"),
-                    type=agent.JobType.JT_ROOM)  # fmt: skip
+                    type=agent.JobType.JT_ROOM, metadata=json.dumps(settings))  # fmt: skip
     await executor.launch_job(RunningJobInfo(
         accept_arguments=JobAcceptArguments(name="", identity="agent-test", metadata=""),
         job=job, url="ws://127.0.0.1:9", token="", worker_id="w-test", fake_job=True,
@@ -38,19 +38,22 @@ async def run_one_job() -> int | None:
     return executor.exitcode
 
 
-def delivered(monkeypatch: pytest.MonkeyPatch, *, hook: bool) -> tuple[set[str], dict[str, Any]]:
+def delivered(*, hook: bool) -> tuple[set[str], dict[str, Any]]:
     with OtlpReceiver() as rx:
-        monkeypatch.setenv("OTEL_LIVEKIT_BACKEND", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
-        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # only a flush exports
-        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
-        monkeypatch.setenv("TEST_DISABLE_JOB_HOOK", "0" if hook else "1")
-        assert asyncio.run(run_one_job()) == 0
+        settings = {
+            "OTEL_LIVEKIT_BACKEND": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",  # only a flush exports
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            "OTEL_LIVEKIT_SPOOL": "false",  # nothing replayed from an earlier job's spool
+            "TEST_DISABLE_JOB_HOOK": "0" if hook else "1",
+        }
+        assert asyncio.run(run_one_job(settings)) == 0
         return {s.name for _, s in rx.spans()}, {m.name: m for _, m in rx.metrics()}
 
 
-def test_job_end_flush_delivers_in_a_real_job_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    spans, metrics = delivered(monkeypatch, hook=True)
+def test_job_end_flush_delivers_in_a_real_job_process() -> None:
+    spans, metrics = delivered(hook=True)
     assert {"agent_session", "agent_turn", "llm_request"} <= spans
     started = metrics["voice_agent.sessions.started"].sum.data_points
     assert [p.as_int for p in started] == [1]
@@ -58,9 +61,9 @@ def test_job_end_flush_delivers_in_a_real_job_process(monkeypatch: pytest.Monkey
     assert sum(p.count for p in ttft) == 1
 
 
-def test_without_the_job_hook_nothing_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_job_hook_nothing_arrives() -> None:
     """The control: the same job with our shutdown callback removed delivers nothing, so
     the test above proves the hook (not atexit) delivers."""
-    spans, metrics = delivered(monkeypatch, hook=False)
+    spans, metrics = delivered(hook=False)
     assert metrics == {}, sorted(metrics)
     assert spans == set()
