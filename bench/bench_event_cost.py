@@ -107,7 +107,7 @@ def child(side: str, turns: int) -> tuple[float, float]:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         from otel_livekit import setup_tracing
-        from otel_livekit.turns import TurnTracker
+        from otel_livekit.metrics.turns import TurnTracker
 
         t = setup_tracing("none", metric_readers=[InMemoryMetricReader()], instrument_sessions=False)
         assert t.recorder is not None

@@ -41,11 +41,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from otel_livekit import semconv as sc
-from otel_livekit.catalogue import METER_NAME, Instruments, views
 from otel_livekit.export.prometheus import PrometheusSink
-from otel_livekit.pricing import load_prices
-from otel_livekit.recorder import Recorder
-from otel_livekit.turns import TurnTracker
+from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+from otel_livekit.metrics.pricing import load_prices
+from otel_livekit.metrics.recorder import Recorder
+from otel_livekit.metrics.turns import TurnTracker
 
 CALLS = 1_000
 TURNS = 6

@@ -21,11 +21,11 @@ from livekit.agents.metrics.base import LLMMetrics, Metadata, TTSMetrics, VADMet
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_livekit.catalogue import METER_NAME, Instruments, views
-from otel_livekit.pricing import load_prices
-from otel_livekit.recorder import Recorder
-from otel_livekit.spans import SpanIndex
-from otel_livekit.turns import TurnTracker
+from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+from otel_livekit.metrics.pricing import load_prices
+from otel_livekit.metrics.recorder import Recorder
+from otel_livekit.metrics.spans import SpanIndex
+from otel_livekit.metrics.turns import TurnTracker
 
 META = Metadata(model_name="gpt-4o-mini", model_provider="api.openai.com")
 
@@ -98,7 +98,7 @@ def per_event(n: int = 20_000) -> tuple[float, float]:
 
 async def _session(instrumented: bool) -> tuple[float, float]:
     from otel_livekit.offline import run_offline_session
-    from otel_livekit.session_hooks import install_auto_instrumentation, uninstall_auto_instrumentation
+    from otel_livekit.sessions.hooks import install_auto_instrumentation, uninstall_auto_instrumentation
     from otel_livekit.telemetry import current
 
     telemetry = current()

@@ -57,8 +57,10 @@ def main() -> None:
     print("| measure | µs (best of 7 × 20,000) |")
     print("|---|---|")
     print(f"| `CallAttributesProcessor.on_start`, per span started (event loop) | {min(on_start):.1f} |")
-    print(f"| no-content Langfuse destination's copy of an `llm_request`, per span (export thread) "
-          f"| {min(copies):.1f} |")
+    print(
+        f"| no-content Langfuse destination's copy of an `llm_request`, per span (export thread) "
+        f"| {min(copies):.1f} |"
+    )
 
 
 if __name__ == "__main__":

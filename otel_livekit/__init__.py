@@ -3,17 +3,17 @@ backend, and voice-pipeline metrics, from one call in the entrypoint."""
 
 from __future__ import annotations
 
-from .backends import BACKENDS
-from .catalogue import CATALOGUE, InstrumentSpec
 from .errors import ConfigurationError
-from .pricing import PriceTable, load_prices
-from .session_hooks import (
+from .export.backends import BACKENDS
+from .metrics.catalogue import CATALOGUE, InstrumentSpec
+from .metrics.pricing import PriceTable, load_prices
+from .sessions.calls import set_call_attributes
+from .sessions.hooks import (
     SessionInstrumentation,
     SessionSummary,
     instrument_session,
     instrumentation_of,
 )
-from .sessions.calls import set_call_attributes
 from .telemetry import Telemetry, current, setup_tracing
 
 __version__ = "0.1.0"

@@ -30,15 +30,10 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
-from . import session_hooks
-from .backends import Destination, ExportPlan, FileTarget, resolve_plan
-from .catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .errors import ConfigurationError
+from .export.backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .export.file import FileMetricExporter, FileSpanExporter
-from .export.prometheus import active_endpoint, prometheus_readers
-from .export.self_metrics import register_self_metrics
-from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
-from .exporters import (
+from .export.health import (
     CountingBatchSpanProcessor,
     CountingSession,
     ExportHealth,
@@ -46,13 +41,18 @@ from .exporters import (
     ReportingSpanExporter,
     quiet_repeated_exporter_logs,
 )
-from .livekit_views import livekit_views
-from .pricing import PriceSource, load_prices
-from .recorder import Recorder
+from .export.prometheus import active_endpoint, prometheus_readers
+from .export.self_metrics import register_self_metrics
+from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
+from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
+from .metrics.livekit_views import livekit_views
+from .metrics.pricing import PriceSource, load_prices
+from .metrics.recorder import Recorder
+from .metrics.spans import SpanIndex
 from .sessions import features as session_features
+from .sessions import hooks as session_hooks
 from .sessions.report import ReportCallback
 from .sessions.sampling import WholeCallSampler
-from .spans import SpanIndex
 
 logger = logging.getLogger("otel_livekit")
 

@@ -102,7 +102,9 @@ def layout(panels: list[Panel]) -> list[Panel]:
     return panels
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Panel], *, with_model: bool) -> dict[str, Any]:
+def dashboard(
+    uid: str, title: str, description: str, panels: list[Panel], *, with_model: bool
+) -> dict[str, Any]:
     return {
         "uid": uid, "title": title, "description": description, "tags": ["otel-livekit", "voice"],
         "editable": True, "graphTooltip": 1, "schemaVersion": 39, "version": 1, "refresh": "30s",
@@ -118,8 +120,10 @@ def grown(series: str, window: str) -> str:
     """What ``series`` counted in ``window``, including job processes born inside it (a
     LiveKit call runs in its own process, whose series appears with the call already
     counted; plain increase() would miss it). See prometheus/rules/voice-agent-recording.yml."""
-    return (f"(increase({series}[{window}]) and {series} offset {window}) or "
-            f"(max_over_time({series}[{window}]) unless {series} offset {window})")
+    return (
+        f"(increase({series}[{window}]) and {series} offset {window}) or "
+        f"(max_over_time({series}[{window}]) unless {series} offset {window})"
+    )
 
 
 def in_range(metric: str, sel: str = SEL, by: str = "") -> str:

@@ -8,9 +8,9 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, MetricsData
 
-from otel_livekit.catalogue import METER_NAME, Instruments, views
-from otel_livekit.pricing import PriceTable
-from otel_livekit.recorder import Recorder
+from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+from otel_livekit.metrics.pricing import PriceTable
+from otel_livekit.metrics.recorder import Recorder
 
 TEST_PRICES = PriceTable(
     llm={"openai/fake-gpt": {"input": 1.0, "cached_input": 0.5, "output": 2.0,

@@ -106,7 +106,6 @@ class OtlpReceiver:
                     for m in sm.metrics:
                         yield res, m
 
-
     def logs(self) -> list[tuple[dict[str, Any], Any]]:
         """(resource attributes, log record) for every log record received."""
         out = []

@@ -178,7 +178,9 @@ def test_content_for_langfuse_only_not_the_second_destination(
     assert all(a["session.id"] == ROOM and a["user.id"] == USER for _, a, _ in decoded)
     assert _texts_in(repr(decoded)) == []
     assert not [k for _, a, _ in decoded for k in a if ".pii." in k or k.startswith("gen_ai.input")]
-    assert t.export_failures == {"traces": 0, }
+    assert t.export_failures == {
+        "traces": 0,
+    }
 
 
 @pytest.mark.parametrize(("content", "livekit_produces"), [(None, False), ("processors", True)])

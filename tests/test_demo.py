@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from servers import require_or_skip
 
-from otel_livekit.simulate import CONVERSATION, plan_calls
+from otel_livekit.cli.simulate import CONVERSATION, plan_calls
 
 CALLS, TURNS, SEED, SPEED = 2, 3, 3, 8.0
 CLI = [str(Path(sys.executable).with_name("otel-livekit"))]  # the installed entry point

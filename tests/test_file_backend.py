@@ -75,11 +75,6 @@ def test_file_backend_writes_every_span_and_the_metrics_as_otlp_json(tmp_path: P
     assert len({t for t, *_ in written}) == 1  # one call, one trace
     assert sum(n == "agent_turn" for *_, n in written) == 2
     assert len(metrics) == 1  # the shutdown collection
-    points = {
-        m.name: m
-        for rm in metrics[0].resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-    }
+    points = {m.name: m for rm in metrics[0].resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert [p.as_int for p in points["voice_agent.sessions.started"].sum.data_points] == [1]
     assert [p.as_int for p in points["voice_agent.tool.calls"].sum.data_points] == [1]

@@ -14,7 +14,7 @@ from metric_points import Points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_livekit import CATALOGUE, ConfigurationError, instrument_session, load_prices, setup_tracing
-from otel_livekit.buckets import LATENCY_SECONDS
+from otel_livekit.metrics.buckets import LATENCY_SECONDS
 from otel_livekit.offline import run_offline_session
 
 FORBIDDEN = re.compile(r"(room|job|participant|speech|request|session)[._]?id|conversation")

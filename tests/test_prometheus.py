@@ -31,10 +31,10 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from servers import PrometheusServer, ScrapeTarget, free_port, prometheus_binary, require_or_skip
 
 from otel_livekit import ConfigurationError, setup_tracing
-from otel_livekit.buckets import GENAI_DURATION_SECONDS
-from otel_livekit.catalogue import CATALOGUE
 from otel_livekit.export import prometheus as prom
 from otel_livekit.export.prometheus_names import sample_names
+from otel_livekit.metrics.buckets import GENAI_DURATION_SECONDS
+from otel_livekit.metrics.catalogue import CATALOGUE
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SPAWN = multiprocessing.get_context("spawn")
@@ -387,7 +387,7 @@ def test_job_processes_add_to_shared_files(tmp_path: Path) -> None:
     the number of calls), and their sum."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otel_livekit.catalogue import METER_NAME, Instruments, views
+    from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
 
     for n in range(5):
         sink = prom.PrometheusSink(multiprocess_dir=str(tmp_path), process_id=f"{100 + n}-otel-livekit")

@@ -85,7 +85,7 @@ def test_every_alert_is_documented_and_thresholds_are_series() -> None:
 
 def test_slo_threshold_is_a_bucket_bound_of_the_turn_latency_histogram() -> None:
     """The SLO selects the bucket whose ``le`` equals the threshold: it must exist."""
-    from otel_livekit.catalogue import BY_NAME
+    from otel_livekit.metrics.catalogue import BY_NAME
 
     (rule,) = [r for r in rules() if r.get("record") == "voice_agent:turn_latency_slo:threshold_seconds"]
     seconds = float(re.fullmatch(r"vector\(([0-9.]+)\)", rule["expr"]).group(1))  # type: ignore[union-attr]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from otel_livekit import environment_variables as ev
-from otel_livekit.backends import BACKENDS
+from otel_livekit.export.backends import BACKENDS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -33,7 +33,7 @@ def test_readme_has_the_two_setup_commands() -> None:
 
 
 def test_readme_catalogue_is_the_catalogue() -> None:
-    from otel_livekit.catalogue import markdown_table
+    from otel_livekit.metrics.catalogue import markdown_table
 
     start = README.index("<!-- catalogue:start")
     start = README.index("\n", start) + 1

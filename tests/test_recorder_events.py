@@ -21,7 +21,7 @@ from livekit.agents.metrics.base import (
 )
 from metric_points import Points, assert_in_bucket, recorder_with_reader
 
-from otel_livekit.turns import TurnTracker
+from otel_livekit.metrics.turns import TurnTracker
 
 LLM_META = Metadata(model_name="fake-gpt", model_provider="api.openai.com")
 MODEL = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "fake-gpt"}

@@ -24,7 +24,7 @@ from livekit.agents.metrics.base import (
 from metric_points import Points, recorder_with_reader
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
-from otel_livekit.turns import TurnTracker
+from otel_livekit.metrics.turns import TurnTracker
 
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([-1.0, 0.0, 0.05])
 ints = st.integers(min_value=-(2**31), max_value=2**40)

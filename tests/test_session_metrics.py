@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_livekit import setup_tracing
-from otel_livekit.catalogue import CATALOGUE
+from otel_livekit.metrics.catalogue import CATALOGUE
 from otel_livekit.offline import (
     OfflineLLM,
     OfflineRun,
@@ -46,7 +46,7 @@ from otel_livekit.offline import (
     OfflineTTS,
     run_offline_session,
 )
-from otel_livekit.session_hooks import SessionSummary, instrumentation_of
+from otel_livekit.sessions.hooks import SessionSummary, instrumentation_of
 
 LLM_TTFT = 0.2  # bucket (0.2, 0.25]
 TTS_TTFB = 0.11  # bucket (0.1, 0.15]

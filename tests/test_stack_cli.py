@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from servers import REPO_ROOT, prometheus_binary, require_or_skip
 
 from otel_livekit.cli import main
-from otel_livekit.stack import PACKAGE_DIR, STACK_PATHS, THRESHOLDS_FILE, iter_files, packaged_root
+from otel_livekit.cli.stack import PACKAGE_DIR, STACK_PATHS, THRESHOLDS_FILE, iter_files, packaged_root
 
 
 def test_packaged_copy_equals_the_repository_files() -> None:
     """The canonical files are the repository's; the package's copy must not drift
-    (refresh it with ``python -m otel_livekit.stack sync .``)."""
+    (refresh it with ``python -m otel_livekit.cli.stack sync .``)."""
     repo_files = list(iter_files(REPO_ROOT))
     assert repo_files == list(iter_files(packaged_root()))
     assert len(repo_files) >= 19

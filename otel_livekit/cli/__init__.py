@@ -21,7 +21,7 @@ def main() -> None:
 @main.command()
 def catalogue() -> None:
     """Print the metric catalogue as the README's Markdown table."""
-    from ..catalogue import markdown_table
+    from ..metrics.catalogue import markdown_table
 
     click.echo(markdown_table(), nl=False)
 
@@ -43,7 +43,7 @@ def stack() -> None:
               help="Override an alert threshold (see the README's Thresholds table).")  # fmt: skip
 def stack_write(directory: Path, force: bool, overrides: tuple[str, ...]) -> None:
     """Write docker-compose.yml, the Collector, Prometheus and Grafana files into DIRECTORY."""
-    from ..stack import StackError, parse_overrides, write
+    from .stack import StackError, parse_overrides, write
 
     try:
         written = write(directory, force=force, overrides=parse_overrides(overrides))

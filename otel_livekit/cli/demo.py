@@ -23,13 +23,13 @@ from rich.table import Table
 
 from .. import environment_variables as ev
 from .. import semconv as sc
-from ..backends import DEFAULT_BACKEND, infer_backend
 from ..errors import ConfigurationError
+from ..export.backends import DEFAULT_BACKEND, infer_backend
 from .report import percentile, write_report
 from .tracefile import ATTR_E2E, ATTR_EOU
 
 if TYPE_CHECKING:
-    from ..simulate import CallPlan
+    from .simulate import CallPlan
 
 DEMO_FILE = "otel-livekit-demo.jsonl"
 PARTS: tuple[tuple[str, str], ...] = (
@@ -69,7 +69,7 @@ class LiveTurns(SpanProcessor):
     and hands its latency budget to the live view."""
 
     def __init__(self, on_turn: Callable[[TurnSample], None]) -> None:
-        from ..simulate import CALL_INDEX
+        from .simulate import CALL_INDEX
 
         self._call_index = CALL_INDEX
         self._calls: dict[int, int] = {}
@@ -186,7 +186,7 @@ def demo(
         allow_pii = None
 
     from .. import setup_tracing
-    from ..simulate import plan_calls, run_call
+    from .simulate import plan_calls, run_call
 
     console = Console(highlight=False)
     if not console.is_terminal:  # plain output: no colour, no wrapping at 80 columns

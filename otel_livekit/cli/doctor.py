@@ -31,8 +31,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util.re import parse_env_headers
 
 from .. import environment_variables as ev
-from ..backends import BACKENDS, DEFAULT_BACKEND, Destination, ExportPlan, FileTarget, resolve_plan
 from ..errors import ConfigurationError
+from ..export.backends import BACKENDS, DEFAULT_BACKEND, Destination, ExportPlan, FileTarget, resolve_plan
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -206,8 +206,9 @@ def _resource(plan: ExportPlan, env: Mapping[str, str]) -> Resource:
 
 @click.command("doctor")
 @click.option("--backend", default=None, help="Backend to check (default: as setup_tracing() would pick).")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
-              help="Seconds per request.")
+@click.option(
+    "--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds per request."
+)
 def doctor(backend: str | None, timeout: float) -> None:
     """Check the configuration against the backend and explain what is wrong.
 

@@ -39,8 +39,13 @@ def write_report(source: str | Path, output: str | Path | None = None) -> Path:
 
 @click.command("report")
 @click.argument("trace_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the page (default: TRACE_FILE with .html).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the page (default: TRACE_FILE with .html).",
+)
 def report_command(trace_file: str, output: str | None) -> None:
     """Turn an OTLP/JSON-lines trace file into one self-contained HTML page."""
     try:
@@ -74,12 +79,12 @@ def render(data: TraceFile, source: str) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>otel-livekit report: {escape(Path(source).name)}</title>",
         f"<style>{template}</style></head><body>",
-        '<header><h1>Voice agent calls</h1>',
+        "<header><h1>Voice agent calls</h1>",
         f'<p class="meta">{escape(source)} · {len(data.calls)} calls · {len(turns)} agent turns · '
         f"{data.spans} spans in {data.lines} lines · generated "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC</p>",
@@ -174,7 +179,7 @@ def _distributions(turns: list[Turn]) -> str:
         '<section id="distributions"><h2>Latency per component, all calls</h2>'
         '<p class="hint">One dot per turn; solid line p50, dashed p95. Seconds.</p>'
         f'<div class="row">{svg}<table class="pct"><tr><th>component</th><th>n</th><th>p50</th>'
-        f'<th>p95</th><th>max</th></tr>{"".join(table)}</table></div>{_by_model(turns)}</section>'
+        f"<th>p95</th><th>max</th></tr>{''.join(table)}</table></div>{_by_model(turns)}</section>"
     )
 
 
@@ -249,9 +254,9 @@ def _call(number: int, call: Call, scale: float) -> str:
     turns = "".join(_turn(number, t, scale) for t in call.turns)
     return (
         f'<section class="call" id="{call.anchor}"><h2>Call {number}'
-        f'{" · " + escape(call.service) if call.service else ""}</h2>'
+        f"{' · ' + escape(call.service) if call.service else ''}</h2>"
         f'<p class="meta">{" · ".join(facts)}</p><p class="models">{models}</p>'
-        f"{_timeline(call)}<ol class=\"turns\">{turns}</ol></section>"
+        f'{_timeline(call)}<ol class="turns">{turns}</ol></section>'
     )
 
 

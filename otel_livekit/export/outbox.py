@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from ..exporters import ExportHealth
+from .health import ExportHealth
 from .spool import SpoolDir
 
 logger = logging.getLogger("otel_livekit")

@@ -215,6 +215,7 @@ def _stop_endpoint(endpoint: Endpoint | None) -> None:
 
 # --- configuration ---------------------------------------------------------------------
 
+
 def _parse_switch(raw: str, var: str) -> bool | None:
     value = raw.strip().lower()
     if value in ("", "auto"):

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .. import semconv as sc
-from ..catalogue import CATALOGUE, InstrumentSpec
-from ..exporters import ExportHealth
+from ..metrics.catalogue import CATALOGUE, InstrumentSpec
+from .health import ExportHealth
 
 ATTR_SIGNAL = sc.EXPORT_SIGNAL
 ATTR_OUTCOME = sc.EXPORT_OUTCOME

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
-from ..exporters import ExportHealth, metric_points
+from .health import ExportHealth, metric_points
 from .outbox import RETRYABLE, Outbox, Outcome, Wire
 from .spool import SpoolDir
 

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import AttributeValue
 
 from .. import semconv as sc
-from ..pricing import normalize_provider
+from ..metrics.pricing import normalize_provider
 from .calls import CallInfo, CallTable, job_info, take_starting
 
 SESSION_ID = "session.id"

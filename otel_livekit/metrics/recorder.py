@@ -30,7 +30,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from . import semconv as sc
+from .. import semconv as sc
 from .catalogue import CATALOGUE, Instruments
 from .pricing import PriceTable, normalize_provider
 from .spans import SpanIndex

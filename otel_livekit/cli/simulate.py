@@ -35,7 +35,7 @@ from livekit.agents import (
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
-from .offline import (
+from ..offline import (
     OfflineAudioInput,
     OfflineAudioOutput,
     OfflineLLM,

@@ -22,7 +22,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from . import semconv as sc
+from .. import semconv as sc
 from .buckets import (
     COUNT_PER_SESSION,
     FAST_SECONDS,

@@ -2,7 +2,7 @@
 
 The canonical files live at the repository's top level (``docker-compose.yml``,
 ``collector-config/``, ``prometheus/``, ``grafana/``); ``stack_files/`` inside the package is
-a byte-for-byte copy (``python -m otel_livekit.stack sync REPO`` refreshes it, a test checks
+a byte-for-byte copy (``python -m otel_livekit.cli.stack sync REPO`` refreshes it, a test checks
 it) so that users who installed from PyPI get them with ``otel-livekit stack write DIR``.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
-from .buckets import LATENCY_SECONDS
+from ..metrics.buckets import LATENCY_SECONDS
 
 STACK_PATHS: tuple[str, ...] = (
     "docker-compose.yml",
@@ -131,4 +131,4 @@ if __name__ == "__main__":
         for path in sync(Path(sys.argv[2] if len(sys.argv) > 2 else ".").resolve()):
             print(path)
     else:
-        sys.exit("usage: python -m otel_livekit.stack sync [REPO]")
+        sys.exit("usage: python -m otel_livekit.cli.stack sync [REPO]")

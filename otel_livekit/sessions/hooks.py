@@ -16,12 +16,12 @@ from livekit import rtc
 from livekit.agents import AgentSession
 from opentelemetry import metrics, trace
 
-from . import semconv as sc
-from .catalogue import METER_NAME, Instruments
-from .pricing import load_prices, normalize_provider
-from .recorder import Recorder
-from .sessions.features import attach as attach_call_features
-from .turns import TurnTracker
+from .. import semconv as sc
+from ..metrics.catalogue import METER_NAME, Instruments
+from ..metrics.pricing import load_prices, normalize_provider
+from ..metrics.recorder import Recorder
+from ..metrics.turns import TurnTracker
+from .features import attach as attach_call_features
 
 logger = logging.getLogger("otel_livekit")
 

@@ -15,7 +15,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from . import semconv as sc
+from .. import semconv as sc
 
 WATCHED = frozenset(
     {sc.SPAN_AGENT_SESSION, sc.SPAN_AGENT_TURN, sc.SPAN_USER_TURN, sc.SPAN_LLM_REQUEST,

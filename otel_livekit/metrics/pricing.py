@@ -18,8 +18,8 @@ from typing import Any, Union
 
 from livekit.agents.telemetry.trace_types import gen_ai_provider_name
 
-from . import environment_variables as ev
-from .errors import ConfigurationError
+from .. import environment_variables as ev
+from ..errors import ConfigurationError
 
 PriceSource = Union[str, Path, Mapping[str, Any], None]  # noqa: UP007 - a runtime alias on 3.10
 
