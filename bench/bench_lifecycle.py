@@ -148,6 +148,8 @@ def job_end() -> dict[str, float]:
 
     logging.disable(logging.WARNING)
     os.environ.pop("OTEL_EXPORTER_OTLP_TIMEOUT", None)
+    spool_dir = HERE / "results" / "spool-lifecycle"  # not the user's cache
+    os.environ.setdefault("OTEL_LIVEKIT_SPOOL_DIR", str(spool_dir))
     from opentelemetry import metrics, trace
 
     from otel_livekit import setup_tracing
@@ -187,12 +189,19 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--child")
     parser.add_argument("--endpoint")
+    parser.add_argument("--skip-memory", action="store_true", help="only the job-end figures")
     args = parser.parse_args()
     if args.child:
         memory_child(args.child, args.calls, args.endpoint)
         return
-    mem = memory(args.calls)
     ends = job_end()
+    if args.skip_memory:
+        print("| backend | job-end flush + shutdown (s), defaults (spool on) |")
+        print("|---|---|")
+        for name, secs in ends.items():
+            print(f"| {name} | {secs:.2f} |")
+        return
+    mem = memory(args.calls)
     n = args.calls
     print(f"python {sys.version.split()[0]}, {n} calls per process")
     print("| measure | telemetry off (plain SDK) | otel_livekit | difference |")
