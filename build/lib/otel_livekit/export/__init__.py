@@ -1,1 +1,0 @@
-"""Where telemetry leaves the process: exporters, sinks, spool."""
