@@ -7,6 +7,30 @@ export interval); the ones below are the names this package reads directly.
 
 from __future__ import annotations
 
+from .errors import ConfigurationError
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def flag(raw: str | None, var: str, *, auto: bool = False) -> bool | None:
+    """A yes/no variable: None when unset (or ``auto``, where allowed); anything else than
+    the usual spellings fails at setup, naming the variable."""
+    value = (raw or "").strip().lower()
+    if not value or (auto and value == "auto"):
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{var} must be {'auto, ' if auto else ''}true or false, got {raw!r}")
+
+
+def is_true(raw: str | None) -> bool:
+    """Lenient, for the standard variables the SDK reads the same way (``OTEL_SDK_DISABLED``)."""
+    return (raw or "").strip().lower() in _TRUE
+
+
 # --- standard OpenTelemetry variables this package consults ------------------------------
 OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
 """``true`` installs nothing: no providers, no exporters, no hooks."""

@@ -227,10 +227,6 @@ class Telemetry:
         return f"Telemetry(backend={self.backend!r}, {state}, export_failures={self.export_failures})"
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _float_env(env: Mapping[str, str], var: str, default: float) -> float:
     raw = env.get(var)
     if not raw:
@@ -432,7 +428,7 @@ def setup_tracing(
             _current._hook_job_shutdown()
             return _current
 
-        if _truthy(env.get(ev.OTEL_SDK_DISABLED)):
+        if ev.is_true(env.get(ev.OTEL_SDK_DISABLED)):
             logger.info("%s is true: otel_livekit installs nothing", ev.OTEL_SDK_DISABLED)
             _current = Telemetry("disabled")
             return _current
@@ -456,7 +452,7 @@ def setup_tracing(
         price_table = load_prices(prices, env)
         if instrument_sessions is None:
             raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
-            instrument_sessions = raw is None or _truthy(raw)
+            instrument_sessions = ev.flag(raw, ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS) is not False
 
         span_destinations = [plan.backend] if plan.traces is not None else []
         span_destinations += list(span_exporters or {})

@@ -91,7 +91,7 @@ def warnings(env: Mapping[str, str]) -> list[str]:
         value = (env.get(var) or "").strip()
         if value and "://" not in value:
             out.append(f"{var}={value!r} has no scheme: set it to 'https://{value}'")
-    if (env.get(ev.OTEL_SDK_DISABLED) or "").strip().lower() in ("1", "true", "yes", "on"):
+    if ev.is_true(env.get(ev.OTEL_SDK_DISABLED)):
         out.append(f"{ev.OTEL_SDK_DISABLED} is set: setup_tracing() installs nothing while it is true")
     multiproc = env.get(ev.PROMETHEUS_MULTIPROC_DIR)
     if multiproc is not None and not Path(multiproc).is_dir():

@@ -216,17 +216,6 @@ def _stop_endpoint(endpoint: Endpoint | None) -> None:
 # --- configuration ---------------------------------------------------------------------
 
 
-def _parse_switch(raw: str, var: str) -> bool | None:
-    value = raw.strip().lower()
-    if value in ("", "auto"):
-        return None
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{var} must be auto, true or false, got {raw!r}")
-
-
 def _parse_port(raw: str, var: str) -> int:
     try:
         port = int(raw.strip())
@@ -253,8 +242,8 @@ def prometheus_readers(
         raise ConfigurationError(f"prometheus_port must be between 0 and 65535, got {port}")
     host = host or env.get(ev.OTEL_LIVEKIT_PROMETHEUS_HOST, "").strip() or "127.0.0.1"
     if multiprocess is None:
-        multiprocess = _parse_switch(env.get(ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS, ""),
-                                     ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS)  # fmt: skip
+        multiprocess = ev.flag(env.get(ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS),
+                               ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS, auto=True)  # fmt: skip
     directory = env.get(ev.PROMETHEUS_MULTIPROC_DIR, "").strip() or None
     if multiprocess is None:  # auto
         multiprocess = directory is not None

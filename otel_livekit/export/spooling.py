@@ -68,10 +68,7 @@ def spool_settings(
 ) -> SpoolSettings:
     """Argument > environment variable > default; a bad value fails here, naming its variable."""
     if enabled is None:
-        raw = (env.get(ev.OTEL_LIVEKIT_SPOOL) or "true").strip().lower()
-        if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigurationError(f"{ev.OTEL_LIVEKIT_SPOOL} must be true or false, got {raw!r}")
-        enabled = raw in ("1", "true", "yes", "on")
+        enabled = ev.flag(env.get(ev.OTEL_LIVEKIT_SPOOL), ev.OTEL_LIVEKIT_SPOOL) is not False
     if max_bytes is None:
         raw_max = env.get(ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES)
         try:

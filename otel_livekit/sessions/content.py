@@ -118,15 +118,6 @@ def _parse_list(raw: str | bool | Sequence[str], var: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _truthy(raw: str, var: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{var} must be true or false, got {raw!r}")
-
-
 def resolve_policy(
     content: str | bool | Sequence[str] | None,
     allow_pii: bool | None,
@@ -153,7 +144,7 @@ def resolve_policy(
     if allow_pii is not None:
         return ContentPolicy(_parse_list(allow_pii, "allow_pii="), kind, "allow_pii=")
     if raw := env.get(ev.OTEL_LIVEKIT_ALLOW_PII, "").strip():
-        allowed = _truthy(raw, ev.OTEL_LIVEKIT_ALLOW_PII)
+        allowed = ev.flag(raw, ev.OTEL_LIVEKIT_ALLOW_PII) is True  # raw is not blank here
         return ContentPolicy(_parse_list(allowed, ""), kind, ev.OTEL_LIVEKIT_ALLOW_PII)
     if genai_kind is not None:
         return ContentPolicy(

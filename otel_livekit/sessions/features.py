@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from .. import environment_variables as ev
 from .. import semconv as sc
-from ..errors import ConfigurationError
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor, resolve_policy
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
@@ -53,17 +52,6 @@ class SessionFeatures:
 _current: SessionFeatures | None = None
 
 
-def _bool(raw: str | None, var: str) -> bool | None:
-    if raw is None or not raw.strip():
-        return None
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{var} must be true or false, got {raw!r}")
-
-
 def configure(
     *,
     env: Mapping[str, str],
@@ -92,7 +80,9 @@ def configure(
         destinations.append(REPORT)
     policy.check(destinations)
     if langfuse_mapping is None:
-        langfuse_mapping = _bool(env.get(ev.OTEL_LIVEKIT_LANGFUSE_MAPPING), ev.OTEL_LIVEKIT_LANGFUSE_MAPPING)
+        langfuse_mapping = ev.flag(
+            env.get(ev.OTEL_LIVEKIT_LANGFUSE_MAPPING), ev.OTEL_LIVEKIT_LANGFUSE_MAPPING
+        )
     raw_tags = tags if tags is not None else (env.get(ev.OTEL_LIVEKIT_TAGS) or "").split(",")
     defaults = CallDefaults(
         session_id=session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,
