@@ -6,34 +6,15 @@ delivers what is buffered."""
 from __future__ import annotations
 
 import asyncio
-import json
-import multiprocessing
 from typing import Any
 
 import job_entry
-from livekit.agents.ipc.job_proc_executor import ProcJobExecutor
-from livekit.agents.job import JobAcceptArguments, RunningJobInfo
-from livekit.protocol import agent, models
+from livekit_jobs import launch_job
 from otlp_receiver import OtlpReceiver
 
 
 async def run_one_job(settings: dict[str, str]) -> int | None:
-    executor = ProcJobExecutor(
-        initialize_process_fnc=job_entry.prewarm, job_entrypoint_fnc=job_entry.entrypoint,
-        session_end_fnc=None, simulation_end_fnc=None, inference_executor=None,
-        initialize_timeout=60, close_timeout=20, session_end_timeout=10, memory_warn_mb=0,
-        memory_limit_mb=0, ping_interval=2.5, ping_timeout=60, high_ping_threshold=2,
-        http_proxy=None, mp_ctx=multiprocessing.get_context("forkserver"),
-        loop=asyncio.get_running_loop(),
-    )  # fmt: skip
-    await executor.start()
-    await executor.initialize()
-    job = agent.Job(id="job-end-test", room=models.Room(sid="RM_test", name="room-test"),
-                    type=agent.JobType.JT_ROOM, metadata=json.dumps(settings))  # fmt: skip
-    await executor.launch_job(RunningJobInfo(
-        accept_arguments=JobAcceptArguments(name="", identity="agent-test", metadata=""),
-        job=job, url="ws://127.0.0.1:9", token="", worker_id="w-test", fake_job=True,
-    ))  # fmt: skip
+    executor = await launch_job(job_entry.prewarm, job_entry.entrypoint, settings, "job-end-test")
     await asyncio.wait_for(executor.join(), 60)
     return executor.exitcode
 

@@ -4,7 +4,6 @@ process replaying what it left; two processes sharing the spool never send a spa
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -19,9 +18,7 @@ from pathlib import Path
 import job_outage_entry
 import pytest
 from fault_server import FaultServer
-from livekit.agents.ipc.job_proc_executor import ProcJobExecutor
-from livekit.agents.job import JobAcceptArguments, RunningJobInfo
-from livekit.protocol import agent, models
+from livekit_jobs import launch_job
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from servers import free_port
@@ -55,22 +52,7 @@ def wait_until(cond: object, timeout: float = 60.0) -> None:
 
 
 async def kill_job_after_flush(marker: Path, env: dict[str, str]) -> tuple[int, int | None]:
-    executor = ProcJobExecutor(
-        initialize_process_fnc=job_outage_entry.prewarm, job_entrypoint_fnc=job_outage_entry.entrypoint,
-        session_end_fnc=None, simulation_end_fnc=None, inference_executor=None,
-        initialize_timeout=60, close_timeout=20, session_end_timeout=10, memory_warn_mb=0,
-        memory_limit_mb=0, ping_interval=2.5, ping_timeout=60, high_ping_threshold=2,
-        http_proxy=None, mp_ctx=multiprocessing.get_context("forkserver"),
-        loop=asyncio.get_running_loop(),
-    )  # fmt: skip
-    await executor.start()
-    await executor.initialize()
-    job = agent.Job(id="job-killed", room=models.Room(sid="RM_k", name="room-k"), type=agent.JobType.JT_ROOM,
-                    metadata=json.dumps(env))  # fmt: skip
-    await executor.launch_job(RunningJobInfo(
-        accept_arguments=JobAcceptArguments(name="", identity="agent-test", metadata=""),
-        job=job, url="ws://127.0.0.1:9", token="", worker_id="w-test", fake_job=True,
-    ))  # fmt: skip
+    executor = await launch_job(job_outage_entry.prewarm, job_outage_entry.entrypoint, env, "job-killed")
     end = time.monotonic() + 60
     while not marker.exists():
         assert time.monotonic() < end, "the job never flushed"
