@@ -137,6 +137,8 @@ def q(quantile: float, bucket: str, by: str = "", sel: str = SEL, window: str = 
 
 
 LAT_STEPS = ((1.0, "yellow"), (1.5, "red"))
+EXPORT_FAILURE_STEPS = ((0.01, "yellow"), (0.05, "red"))
+"""Red at the VoiceAgentExportFailures default (otel_livekit:export_failure_ratio:threshold)."""
 REC = "job:voice_agent_turn_latency_seconds_bucket:rate5m"
 
 
@@ -334,15 +336,55 @@ def pipeline_health() -> dict[str, Any]:
         ], unit="short", steps=((0.7, "yellow"), (0.9, "red")),
            description="LiveKit's own worker gauges, scraped from the worker's prometheus_port "
                        "(no agent filter: they are per worker)."),
-        row("Telemetry export (OTel Collector self-metrics)"),
+        row("Telemetry export, the agents' side (otel_livekit self-metrics)"),
+        panel("stat", "Agent export failure ratio in range, by signal", [target(
+            f"{in_range('otel_livekit_export_failures_total', by='otel_livekit_signal')} / "
+            f"{in_range('otel_livekit_export_attempts_total', by='otel_livekit_signal')}",
+            "{{otel_livekit_signal}}", instant=True)],
+            unit="percentunit", w=8, h=4, decimals=1, steps=EXPORT_FAILURE_STEPS,
+            description="Failed share of the agents' own export attempts (retries and spool replays "
+                        "included); alert: VoiceAgentExportFailures."),
+        panel("stat", "Agent export failed attempts in range, by signal", [target(
+            in_range("otel_livekit_export_failures_total", by="otel_livekit_signal"),
+            "{{otel_livekit_signal}}", instant=True)],
+            w=8, h=4, decimals=0, steps=((1, "red"),)),
+        panel("stat", "Items dropped for good in range, by signal", [target(
+            in_range("otel_livekit_export_items_total", f'{SEL}, otel_livekit_export_outcome="dropped"',
+                     "otel_livekit_signal"),
+            "{{otel_livekit_signal}}", instant=True)],
+            w=8, h=4, decimals=0, steps=((1, "red"),),
+            description="Spans / metric points never delivered: failed or cut off at job end without "
+                        "the spool, evicted from the full spool, rejected for good; alert: "
+                        "VoiceAgentExportItemsDropped."),
+        panel("timeseries", "Agent export attempts and failed attempts per second, by signal", [
+            target(f"sum by (otel_livekit_signal) (job:otel_livekit_export_attempts:rate5m{{{SEL}}})",
+                   "{{otel_livekit_signal}} attempts"),
+            target(f"sum by (otel_livekit_signal) (job:otel_livekit_export_failures:rate5m{{{SEL}}})",
+                   "{{otel_livekit_signal}} failed"),
+        ], unit="reqps", description="Export HTTP attempts of the agents' own exporters "
+                                     "(recording rules, 5 m)."),
+        panel("timeseries", "Agent export failure ratio, by signal", [
+            target(f"sum by (otel_livekit_signal) (job:otel_livekit_export_failures:rate5m{{{SEL}}}) / "
+                   f"sum by (otel_livekit_signal) (job:otel_livekit_export_attempts:rate5m{{{SEL}}})",
+                   "{{otel_livekit_signal}}"),
+            target("max(otel_livekit:export_failure_ratio:threshold)", "alert threshold"),
+        ], unit="percentunit", steps=EXPORT_FAILURE_STEPS),
+        panel("timeseries", "Agent export items per second, by signal and outcome", [
+            target("sum by (otel_livekit_signal, otel_livekit_export_outcome) "
+                   f"(job:otel_livekit_export_items:rate5m{{{SEL}}})",
+                   "{{otel_livekit_signal}} {{otel_livekit_export_outcome}}"),
+        ], unit="suffix: items/s", w=24,
+           description="delivered; spooled (on disk, the backend did not take them in time); replayed "
+                       "(from the spool, later); dropped (for good)."),
+        row("Telemetry export, the Collector's side (OTel Collector self-metrics)"),
         panel("timeseries", "Collector export failures per second, by exporter", [
             target("sum by (exporter) (rate(otelcol_exporter_send_failed_spans_total[$__rate_interval]))",
                    "{{exporter}} spans"),
             target("sum by (exporter) (rate(otelcol_exporter_send_failed_metric_points_total[$__rate_interval]))",
                    "{{exporter}} metric points"),
         ], unit="short", steps=((0.01, "red"),),
-           description="Scraped from the Collector's own telemetry (:8888). TODO: switch to "
-                       "otel_livekit's export self-metrics when they exist."),
+           description="Scraped from the Collector's own telemetry (:8888): what the Collector "
+                       "failed to pass on; the agents' side is the row above."),
         panel("timeseries", "Collector items sent per second, by exporter", [
             target("sum by (exporter) (rate(otelcol_exporter_sent_spans_total[$__rate_interval]))",
                    "{{exporter}} spans"),

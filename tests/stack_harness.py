@@ -27,7 +27,11 @@ from livekit.agents.voice.events import (
     MetricsCollectedEvent,
 )
 from metric_points import Points
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from servers import REPO_ROOT, PrometheusServer, ScrapeTarget, free_port
 
@@ -47,6 +51,10 @@ PRICES = {
     "tts": {"fake-tts-co/fake-voice": {"per_million_characters": 100.0}},
     "stt": {"fake-stt-co/fake-nova": {"per_minute": 0.01}},
 }
+DELIVERED, UNREACHABLE = "stack-test", "unreachable"
+"""Named span destinations: one that takes every span, one whose every export fails (an
+OTLP endpoint on a closed loopback port), so the export self-metrics have deliveries,
+failed attempts and dropped spans to show."""
 TEXT_TURNS = ("hello", "what's the weather?", "book a flight")  # a tool call, a failing tool
 TURNS_PER_CALL = len(TEXT_TURNS) + 1  # + one audio turn (VAD + streaming STT)
 
@@ -165,6 +173,8 @@ class StackRun:
     calls: int
     before: Points
     after: Points
+    spans: int
+    """Spans the counted calls ended (each sent to both named destinations)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -179,29 +189,53 @@ def scrape_after(prom: PrometheusServer, wall: float, timeout: float = 30.0) -> 
     return float(result[0]["value"][1])
 
 
+def span_destinations() -> tuple[InMemorySpanExporter, dict[str, Any]]:
+    """A destination that keeps every span and one that refuses every export (connection
+    refused, no retry: the 0.5 s timeout is shorter than the exporter's first backoff)."""
+    delivered = InMemorySpanExporter()
+    closed = f"http://127.0.0.1:{free_port()}/v1/traces"
+    return delivered, {DELIVERED: delivered, UNREACHABLE: OTLPSpanExporter(endpoint=closed, timeout=0.5)}
+
+
+def flush_spans() -> None:
+    """Export every ended span to both destinations now. Spans only: a MeterProvider flush
+    makes the SDK's PrometheusMetricReader queue a snapshot that its next scrape serves
+    before the fresh one (the same series twice; Prometheus keeps the first, stale, value)."""
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    assert provider.force_flush(10_000)
+
+
 @contextmanager
 def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator[StackRun]:
     """One warm-up call (its series exist before the counted range), then ``counted_calls``
     calls, all scraped every second. Every counted call after the first uses another LLM
-    model, so some series are born inside the range (as a new job process's are)."""
+    model, so some series are born inside the range (as a new job process's are). Spans are
+    flushed after each call, so the export self-metrics are settled before each scrape."""
     memory = InMemoryMetricReader()
-    telemetry = setup_tracing("none", service_name=JOB, metric_readers=[*endpoint.readers(), memory],
-                              prices=PRICES, **endpoint.setup_options())  # fmt: skip
+    delivered, exporters = span_destinations()
+    telemetry = setup_tracing("none", service_name=JOB, prices=PRICES, span_exporters=exporters,
+                              metric_readers=[*endpoint.readers(), memory],
+                              **endpoint.setup_options())  # fmt: skip
     try:
         with PrometheusServer(endpoint.targets(), RULE_FILES, f"{SCRAPE_SECONDS:g}s") as prom:
             worker_gauges_as_the_worker_sets_them()
             one_call()
+            flush_spans()
+            spans_before = len(delivered.get_finished_spans())
             before = Points(memory)
             t_first = scrape_after(prom, time.time())
             for i in range(counted_calls):
                 one_call("fake-gpt" if i == 0 else "fake-gpt-mini")
+                flush_spans()
+            spans = len(delivered.get_finished_spans()) - spans_before
             after = Points(memory)
             t_end = scrape_after(prom, time.time())
             # every rule group evaluated on the final scrape
             settled = t_end + 2 * SCRAPE_SECONDS
             prom.wait_for("timestamp(job:voice_agent_turn_latency_seconds:p95_5m)",
                           lambda r: bool(r) and float(r[0]["value"][1]) > settled)  # fmt: skip
-            yield StackRun(prom, t_first, t_end, counted_calls, before, after)
+            yield StackRun(prom, t_first, t_end, counted_calls, before, after, spans)
     finally:
         telemetry.shutdown()
         endpoint.close()

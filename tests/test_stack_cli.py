@@ -73,6 +73,20 @@ def test_stack_write_overrides_thresholds(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_every_threshold_in_the_file_can_be_overridden(tmp_path: Path) -> None:
+    """``--set`` knows every record of the thresholds file, and sets each one alone."""
+    default = thresholds(REPO_ROOT / THRESHOLDS_FILE)
+    for name in default:
+        if name.endswith(":threshold_seconds"):
+            continue  # a bucket bound, with its own test above
+        dest = tmp_path / name.replace(":", "_")
+        result = CliRunner().invoke(main, ["stack", "write", str(dest), "--set", f"{name}=0.25"])
+        assert result.exit_code == 0, result.output
+        got = thresholds(dest / THRESHOLDS_FILE)
+        assert got[name][0] == "vector(0.25)"
+        assert {k: v for k, v in got.items() if k != name} == {k: v for k, v in default.items() if k != name}
+
+
 @pytest.mark.parametrize(("pair", "message"), [
     ("nope=1", "unknown threshold"),
     ("voice_agent:turn_latency_slo:threshold_seconds=1.3", "bucket bound"),

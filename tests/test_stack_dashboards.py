@@ -200,6 +200,30 @@ def test_calls_and_tool_errors(stack: StackRun) -> None:
     assert float(tool_errors["value"][1]) == stack.calls  # book_flight fails once per call
 
 
+def test_agent_export_health_equals_what_the_destinations_saw(stack: StackRun) -> None:
+    """Two named span destinations took every span of the counted calls: one delivered all,
+    the other (a closed port) failed every export, so each span is delivered once and
+    dropped once, and some but not all attempts failed."""
+    signal = {"otel_livekit.signal": "traces"}
+
+    def counted(name: str, **attrs: str) -> float:
+        return stack.after.value(name, **signal, **attrs) - stack.before.value(name, **signal, **attrs)
+
+    assert stack.spans > 0
+    for outcome, expected in (("dropped", stack.spans), ("delivered", stack.spans),
+                              ("spooled", 0), ("replayed", 0)):  # fmt: skip
+        assert counted("otel_livekit.export.items", **{"otel_livekit.export.outcome": outcome}) == expected
+    (dropped,) = stat(stack, "pipeline-health", "Items dropped for good in range, by signal")
+    assert dropped["metric"] == {"otel_livekit_signal": "traces"}
+    assert float(dropped["value"][1]) == stack.spans
+    failures, attempts = counted("otel_livekit.export.failures"), counted("otel_livekit.export.attempts")
+    assert 0 < failures < attempts
+    (failed,) = stat(stack, "pipeline-health", "Agent export failed attempts in range, by signal")
+    assert float(failed["value"][1]) == failures
+    (ratio,) = stat(stack, "pipeline-health", "Agent export failure ratio in range, by signal")
+    assert float(ratio["value"][1]) == pytest.approx(failures / attempts, rel=1e-12)
+
+
 def test_collector_only_queries_are_few_and_named(stack: StackRun) -> None:
     """Only the Collector self-metric panels go unproven here; the README lists them."""
     readme = (REPO_ROOT / "README.md").read_text()
@@ -227,7 +251,7 @@ def test_every_metric_name_in_the_stack_is_one_prometheus_stored(stack: StackRun
     for text in texts:
         text = re.sub(r"[\w]*:[\w:]+", " ", text)  # recording rule names (level:metric:ops)
         text = re.sub(r"- name: .*", " ", text)  # rule group names
-        used |= set(re.findall(r"\b((?:voice_agent|gen_ai|lk_agents)_[a-z0-9_]+)", text))
+        used |= set(re.findall(r"\b((?:voice_agent|gen_ai|lk_agents|otel_livekit)_[a-z0-9_]+)", text))
     assert len(used) > 30
     missing = sorted(name for name in used if name not in stored)
     assert missing == [], f"metric or label names no real call produced: {missing}"

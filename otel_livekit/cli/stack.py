@@ -38,6 +38,8 @@ THRESHOLDS: tuple[str, ...] = (
     "voice_agent:pipeline_errors_per_turn:threshold",
     "voice_agent:unrecoverable_errors:threshold",
     "otelcol:export_failure_ratio:threshold",
+    "otel_livekit:export_failure_ratio:threshold",
+    "otel_livekit:export_dropped_items:threshold",
 )
 """The alert thresholds ``--set`` can override (record names in THRESHOLDS_FILE)."""
 
