@@ -41,7 +41,7 @@ LF_COST = "langfuse.observation.cost_details"
 LF_COMPLETION_START = "langfuse.observation.completion_start_time"
 LF_INPUT = "langfuse.observation.input"
 LF_OUTPUT = "langfuse.observation.output"
-TURN_ID = "voice_agent.turn.id"
+TURN_ID = sc.TURN_ID
 """The agent turn's LiveKit ``speech_id``, on the turn span and everything under it."""
 
 DEFAULT_TRACE_NAME = "voice_call"
