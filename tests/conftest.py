@@ -22,6 +22,15 @@ import otel_livekit.telemetry as telemetry_module
 
 os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "1")
 
+_TEST_TOOL_VARIABLES = frozenset(
+    {
+        "OTEL_LIVEKIT_TOOLS_DIR",
+        "OTEL_LIVEKIT_PHOENIX",
+        "OTEL_LIVEKIT_PROMETHEUS_DIR",
+    }
+)
+"""Where the test servers are (tests/servers.py), not settings of the package: kept."""
+
 _OUR_ENV_PREFIXES = (
     "OTEL_",
     "LANGFUSE_",
@@ -51,7 +60,7 @@ def reset_otel_globals() -> None:
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No backend variable from the developer's shell leaks into a test."""
     for key in list(os.environ):
-        if key.startswith(_OUR_ENV_PREFIXES):
+        if key.startswith(_OUR_ENV_PREFIXES) and key not in _TEST_TOOL_VARIABLES:
             monkeypatch.delenv(key)
     # each test its own outage spool: nothing spooled by one test is replayed into another
     monkeypatch.setenv("OTEL_LIVEKIT_SPOOL_DIR", str(tmp_path / "spool"))
