@@ -21,98 +21,23 @@ import asyncio
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from loopback import Backend, backend, free_port, rss_mb  # noqa: E402
+
 CALLS = 10
 TURNS = ("hello", "what's the weather?", "bye")
 PACE = 3.0
 """Seconds per turn per call: the offline calls answer in a few hundred ms, so each caller
 waits to keep a conversational pace (a turn every 3 s per call, a fresh call every 3 turns)."""
-
-
-class Backend:
-    """A loopback OTLP/HTTP receiver that can be ok, slow (2 s) or hung; it counts span ids."""
-
-    def __init__(self, mode: str, port: int = 0) -> None:
-        self.mode = mode
-        self.span_ids: list[bytes] = []
-        backend = self
-        stop = self._stop = threading.Event()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if backend.mode == "hung":
-                    stop.wait()
-                    return
-                if backend.mode == "slow":
-                    stop.wait(2.0)
-                if self.path.endswith("/v1/traces"):
-                    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                        ExportTraceServiceRequest,
-                    )
-
-                    req = ExportTraceServiceRequest.FromString(raw)
-                    backend.span_ids.extend(
-                        s.span_id for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans
-                    )
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda *a: None  # type: ignore[method-assign]  # clients hanging up
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def backend(mode: str) -> Iterator[str]:
-    if mode in ("off", "refusing"):
-        yield f"http://127.0.0.1:{free_port()}"
-        return
-    b = Backend({"healthy": "ok"}.get(mode, mode))
-    try:
-        yield b.url
-    finally:
-        b.close()
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def calls_until(deadline: float, n: int = CALLS) -> int:

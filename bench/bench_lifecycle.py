@@ -20,67 +20,14 @@ import asyncio
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-class _Ok(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def healthy() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def refusing() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def hung() -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)  # the kernel completes connections; nobody ever reads or answers
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, str(HERE))
+from loopback import backend, rss_mb  # noqa: E402
 
 
 def plain_sdk_setup(endpoint: str) -> None:
@@ -133,7 +80,7 @@ def memory_child(mode: str, calls: int, endpoint: str) -> None:
 
 def memory(calls: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    with healthy() as url:
+    with backend("healthy") as url:
         for mode in ("off", "on"):
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--calls", str(calls), "--endpoint", url],
@@ -156,8 +103,8 @@ def job_end() -> dict[str, float]:
     from otel_livekit.telemetry import current
 
     out: dict[str, float] = {}
-    for name, backend in (("healthy", healthy), ("refused", refusing), ("hung", hung)):
-        with backend() as url:
+    for name, mode in (("healthy", "healthy"), ("refused", "refusing"), ("hung", "hung")):
+        with backend(mode) as url:
             t = setup_tracing("otlp", endpoint=url)
             for i in range(50):
                 with trace.get_tracer("bench").start_as_current_span(f"turn-{i}"):
