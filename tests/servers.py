@@ -51,6 +51,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -165,6 +166,20 @@ class _ServerProcess:
     _workdir: _WorkDir | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
+    def _start(self, args: list[str], *, log: Path, cwd: Path, ready: Callable[[], None],
+               env: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Start the server with its output in ``log``; stop it again if it never gets ready."""
+        with open(log, "wb") as out:
+            self._proc = subprocess.Popen(
+                args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            ready()
+        except BaseException:
+            self._shutdown()
+            raise
+
     def _shutdown(self) -> None:
         if self._proc is not None:
             _stop_process(self._proc)
@@ -248,21 +263,8 @@ class PhoenixServer(_ServerProcess):
             }
         )
         started = time.monotonic()
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                [self.binary, "serve"],
-                env=env,
-                cwd=self._workdir.path,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._shutdown()
-            raise
+        self._start([self.binary, "serve"], log=self.log_path, cwd=self._workdir.path,
+                    ready=self._wait_ready, env=env)  # fmt: skip
         self.startup_seconds = time.monotonic() - started
         return self
 
@@ -449,29 +451,10 @@ http {{
         htpasswd.write_text(ssha_htpasswd_line(self.username, self.password) + "\n")
         conf = prefix / "nginx.conf"
         conf.write_text(self._config(prefix, htpasswd))
-        with open(prefix / "stderr.log", "wb") as stderr:
-            # -e: nginx opens its default error log before reading the config otherwise.
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "-p",
-                    str(prefix),
-                    "-c",
-                    str(conf),
-                    "-e",
-                    str(self.error_log),
-                ],
-                cwd=prefix,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready(prefix)
-        except BaseException:
-            self._shutdown()
-            raise
+        # -e: nginx opens its default error log before reading the config otherwise.
+        self._start([self.binary, "-p", str(prefix), "-c", str(conf), "-e", str(self.error_log)],
+                    log=prefix / "stderr.log", cwd=prefix,
+                    ready=lambda: self._wait_ready(prefix))  # fmt: skip
         return self
 
     def _wait_ready(self, prefix: Path) -> None:
@@ -579,26 +562,12 @@ class PrometheusServer(_ServerProcess):
         config.write_text(self._config())
         self.log_path = self._workdir.path / "prometheus.log"
         self.port = free_port()
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={self._workdir.path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--enable-feature=exemplar-storage",
-                ],
-                cwd=self._workdir.path,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._shutdown()
-            raise
+        self._start(
+            [self.binary, f"--config.file={config}",
+             f"--storage.tsdb.path={self._workdir.path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--enable-feature=exemplar-storage"],
+            log=self.log_path, cwd=self._workdir.path, ready=self._wait_ready,
+        )  # fmt: skip
         return self
 
     def _wait_ready(self) -> None:
