@@ -328,8 +328,15 @@ class OfflineSTT(_Named, stt.STT):
     ) -> stt.SpeechEvent:
         """Batch recognition (``streaming=False``: LiveKit segments with the VAD)."""
         await asyncio.sleep(self.latency)
-        alt = stt.SpeechData(language="en", text=self.transcript, confidence=0.97)  # type: ignore[arg-type]
+        alt = stt.SpeechData(language="en", text=self.transcript, confidence=self.confidence)  # type: ignore[arg-type]
         return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[alt])
+
+    confidence = 0.97
+
+    def utterance(self, speech: float, silence: float) -> tuple[str, float, float]:
+        """An utterance ended: its transcript, the audio seconds billed, and how long the
+        final transcript takes. Here: at once, the whole utterance billed."""
+        return self.transcript, speech + silence, 0.0
 
     def stream(
         self,
@@ -341,10 +348,14 @@ class OfflineSTT(_Named, stt.STT):
 
 
 class _OfflineRecognizeStream(stt.RecognizeStream):
+    """Speech is any non-zero sample; ``final_after`` seconds of silence end an utterance,
+    whose final transcript arrives after the STT's ``utterance()`` delay."""
+
     async def _run(self) -> None:
         fake: OfflineSTT = self._stt  # type: ignore[assignment]
         speaking = False
         loud_dur = silence = 0.0
+        pending: set[asyncio.Task[None]] = set()
         async for frame in self._input_ch:
             if isinstance(frame, stt.RecognizeStream._FlushSentinel):
                 continue
@@ -361,21 +372,33 @@ class _OfflineRecognizeStream(stt.RecognizeStream):
             if silence < fake.final_after:
                 continue
             speaking = False
-            rid = utils.shortuuid("stt_")
-            alt = stt.SpeechData(language="en", text=fake.transcript, confidence=0.97)  # type: ignore[arg-type]
-            for ev in (
-                stt.SpeechEvent(
-                    type=stt.SpeechEventType.FINAL_TRANSCRIPT, request_id=rid, alternatives=[alt]
-                ),
-                stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, request_id=rid),
-                stt.SpeechEvent(
-                    type=stt.SpeechEventType.RECOGNITION_USAGE,
-                    request_id=rid,
-                    recognition_usage=stt.RecognitionUsage(audio_duration=loud_dur + silence),
-                ),
-            ):
-                self._event_ch.send_nowait(ev)
+            text, audio, delay = fake.utterance(loud_dur, silence)
             loud_dur = 0.0
+            if delay <= 0:
+                self._send_final(text, audio)
+                continue
+            task = asyncio.create_task(self._final_later(text, audio, delay))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        for task in list(pending):
+            await task
+
+    async def _final_later(self, text: str, audio: float, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._send_final(text, audio)
+
+    def _send_final(self, text: str, audio: float) -> None:
+        fake: OfflineSTT = self._stt  # type: ignore[assignment]
+        rid = utils.shortuuid("stt_")
+        alt = stt.SpeechData(language="en", text=text, confidence=fake.confidence)  # type: ignore[arg-type]
+        kind = stt.SpeechEventType
+        for ev in (
+            stt.SpeechEvent(type=kind.FINAL_TRANSCRIPT, request_id=rid, alternatives=[alt]),
+            stt.SpeechEvent(type=kind.END_OF_SPEECH, request_id=rid),
+            stt.SpeechEvent(type=kind.RECOGNITION_USAGE, request_id=rid,
+                            recognition_usage=stt.RecognitionUsage(audio_duration=audio)),
+        ):  # fmt: skip
+            self._event_ch.send_nowait(ev)
 
 
 @function_tool

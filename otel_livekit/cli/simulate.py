@@ -28,7 +28,6 @@ from livekit.agents import (
     APIConnectOptions,
     function_tool,
     llm,
-    stt,
     tts,
     utils,
 )
@@ -271,63 +270,17 @@ class SimSTT(OfflineSTT):
     """Streaming STT: the final transcript arrives the profile's latency after the user's
     speech ends; transcripts come from a queue the call fills turn by turn."""
 
+    confidence = 0.95
+
     def __init__(self, profile: Profile, rng: random.Random) -> None:
-        super().__init__("", model=profile.model, provider=profile.provider)
+        super().__init__("", final_after=0.05, model=profile.model, provider=profile.provider)
         self.profile = profile
         self.rng = rng
         self.transcripts: list[str] = []
 
-    def stream(
-        self,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-    ) -> stt.RecognizeStream:
-        return _SimRecognizeStream(stt=self, conn_options=conn_options)
-
-
-class _SimRecognizeStream(stt.RecognizeStream):
-    async def _run(self) -> None:
-        sim: SimSTT = self._stt  # type: ignore[assignment]
-        speaking = False
-        loud = silence = 0.0
-        pending: set[asyncio.Task[None]] = set()
-        async for frame in self._input_ch:
-            if isinstance(frame, stt.RecognizeStream._FlushSentinel):
-                continue
-            if any(frame.data[:4]):
-                loud += frame.duration
-                silence = 0.0
-                if not speaking:
-                    speaking = True
-                    self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
-                continue
-            if not speaking:
-                continue
-            silence += frame.duration
-            if silence < 0.05:
-                continue
-            speaking = False
-            text = sim.transcripts.pop(0) if sim.transcripts else "hello?"
-            task = asyncio.create_task(self._finalize(text, loud, sim.profile.latency.draw(sim.rng)))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            loud = 0.0
-        for task in list(pending):
-            await task
-
-    async def _finalize(self, text: str, audio: float, delay: float) -> None:
-        await asyncio.sleep(delay)
-        rid = utils.shortuuid("stt_")
-        alt = stt.SpeechData(language="en", text=text, confidence=0.95)  # type: ignore[arg-type]
-        usage = stt.RecognitionUsage(audio_duration=audio)
-        kind = stt.SpeechEventType
-        for ev in (
-            stt.SpeechEvent(type=kind.FINAL_TRANSCRIPT, request_id=rid, alternatives=[alt]),
-            stt.SpeechEvent(type=kind.END_OF_SPEECH, request_id=rid),
-            stt.SpeechEvent(type=kind.RECOGNITION_USAGE, request_id=rid, recognition_usage=usage),
-        ):
-            self._event_ch.send_nowait(ev)
+    def utterance(self, speech: float, silence: float) -> tuple[str, float, float]:
+        text = self.transcripts.pop(0) if self.transcripts else "hello?"
+        return text, speech, self.profile.latency.draw(self.rng)
 
 
 class SimAudioOutput(OfflineAudioOutput):
