@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 from livekit.agents import JobContext, JobProcess
@@ -25,5 +26,14 @@ async def entrypoint(ctx: JobContext) -> None:
     run = await run_offline_session(text_turns=("hello",), audio_turns=0, in_job=False)
     assert run.assistant_messages == 1
     await asyncio.to_thread(t.force_flush)
+    # the spool's sender has claimed the batch and is waiting on the hung backend: the kill
+    # lands mid-send (on a busy machine the claim can come a moment after the flush)
+    claim = f".claim-{os.getpid()}"
+    spool = Path(os.environ["OTEL_LIVEKIT_SPOOL_DIR"])
+    deadline = time.monotonic() + 30
+    while not any(p.name.endswith(claim) for p in spool.glob("traces-*/*")):
+        if time.monotonic() > deadline:
+            break  # the test's assertion says what is left
+        await asyncio.sleep(0.05)
     Path(os.environ["TEST_FLUSHED_MARKER"]).write_text(str(os.getpid()))
     await asyncio.sleep(3600)  # SIGKILLed here

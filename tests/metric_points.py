@@ -79,6 +79,18 @@ def bucket_of(point: HistogramDataPoint, value: float) -> int:
     return bisect.bisect_left(list(point.explicit_bounds), value)
 
 
+def assert_buckets(point: HistogramDataPoint, values: list[float], bounds: tuple[float, ...]) -> None:
+    """``point`` holds exactly ``values``: its boundaries are ``bounds`` and every bucket
+    count is what those values give (bucket i holds bounds[i-1] < v <= bounds[i])."""
+    assert tuple(point.explicit_bounds) == tuple(bounds)
+    expected = [0] * (len(bounds) + 1)
+    for v in values:
+        expected[bisect.bisect_left(bounds, v)] += 1
+    assert list(point.bucket_counts) == expected, (list(point.bucket_counts), expected)
+    assert point.count == len(values)
+    assert abs(point.sum - sum(values)) < 1e-9
+
+
 def assert_in_bucket(point: HistogramDataPoint, low: float, high: float) -> None:
     """Every sample of ``point`` lies in the one bucket (low, high]."""
     bounds = list(point.explicit_bounds)
