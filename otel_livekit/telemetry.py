@@ -45,6 +45,7 @@ from .export.prometheus import active_endpoint, prometheus_readers
 from .export.self_metrics import register_self_metrics
 from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
 from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
+from .metrics.livekit_meter import CatalogueMeterProvider
 from .metrics.livekit_views import livekit_views
 from .metrics.pricing import PriceSource, load_prices
 from .metrics.recorder import Recorder
@@ -495,11 +496,12 @@ def setup_tracing(
         readers.extend(metric_readers)
         readers.extend(prometheus_readers(env, port=prometheus_port, host=prometheus_host,
                                           multiprocess=prometheus_multiprocess))  # fmt: skip
-        meter_provider = MeterProvider(
+        meter_provider = CatalogueMeterProvider(
             resource=resource,
             metric_readers=readers,
             views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
             shutdown_on_exit=False,
+            replaced=REPLACED_LIVEKIT_INSTRUMENTS,
         )
 
         # LiveKit must produce content when any span destination takes it; ours strip it elsewhere

@@ -9,6 +9,7 @@ from metric_points import Points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_livekit import setup_tracing
+from otel_livekit.metrics.catalogue import BY_NAME
 from otel_livekit.offline import run_offline_session
 
 ID_PREFIXES = ("RM_", "job-", "speech_", "chatcmpl_", "tts_", "stt_", "item_", "call_")
@@ -47,3 +48,7 @@ def test_fifty_sessions_do_not_add_series() -> None:
     assert series > 10  # something was recorded
     leaked = sorted(v for v in values if v.startswith(ID_PREFIXES) or v in {"room_id", "job_id"})
     assert not leaked, leaked
+    # only the catalogue's attribute keys, instrument by instrument
+    for name, points in Points(reader.get_metrics_data(), scope="otel_livekit").by_name.items():
+        for p in points:
+            assert set(p.attributes) <= set(BY_NAME[name].attributes), (name, dict(p.attributes))

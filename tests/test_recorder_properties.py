@@ -1,5 +1,7 @@
 """Property-based: random metrics events (any LiveKit type, any numbers, including NaN,
-infinities and negatives) never raise and never put a non-finite value in an instrument."""
+infinities and negatives) never raise, never put a non-finite value in an instrument, and
+never add an attribute the catalogue does not list (only the turn histograms' Views filter:
+the others rely on the recorder)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from livekit.agents.metrics.base import (
 from metric_points import Points, recorder_with_reader
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
+from otel_livekit.metrics.catalogue import BY_NAME
 from otel_livekit.metrics.turns import TurnTracker
 
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([-1.0, 0.0, 0.05])
@@ -76,6 +79,7 @@ def test_random_events_never_raise_and_record_only_finite_values(batch: list[Any
         rec.finish_turn(getattr(ev, "speech_id", None), getattr(ev, "duration", None), turns, None)
     for name, points in Points(reader).by_name.items():
         for p in points:
+            assert set(p.attributes) <= set(BY_NAME[name].attributes), (name, dict(p.attributes))
             if isinstance(p, HistogramDataPoint):
                 values = [p.sum, p.min, p.max] if p.count else [p.sum]
             else:

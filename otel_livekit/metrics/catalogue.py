@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.util.types import Attributes, AttributeValue
@@ -55,20 +55,35 @@ class InstrumentSpec:
     """The LiveKit event the values come from (for the README)."""
     observed: bool = False
     """Read by a callback elsewhere (the export self-metrics), not recorded by the recorder."""
+    exemplars: bool = False
+    """Samples carry an exemplar (trace and span id): the latency a dashboard links to its
+    trace. Elsewhere the SDK's exemplar reservoir would cost every sample for nothing."""
+    exemplar_attributes: tuple[str, ...] = ()
+    """Recorded with each sample but kept off the series by the View: they ride on the
+    exemplar only (the turn id)."""
 
     def view(self) -> View:
         aggregation = ExplicitBucketHistogramAggregation(self.buckets) if self.buckets is not None else None
+        # the recorder passes only catalogue attributes (tested); the SDK filters per sample
+        # only where some attributes must stay off the series
+        keys = set(self.attributes) if self.exemplar_attributes else None
         return View(
             meter_name=METER_NAME,
             instrument_name=self.name,
-            attribute_keys=set(self.attributes),
+            attribute_keys=keys,
             aggregation=aggregation,
         )
 
 
 def _h(name: str, unit: str, desc: str, attrs: tuple[str, ...], buckets: tuple[float, ...],
-       source: str) -> InstrumentSpec:  # fmt: skip
-    return InstrumentSpec(name, "histogram", unit, desc, attrs, buckets, source)
+       source: str, exemplars: bool = False) -> InstrumentSpec:  # fmt: skip
+    return InstrumentSpec(name, "histogram", unit, desc, attrs, buckets, source, exemplars=exemplars)
+
+
+def _turn(name: str, desc: str, attrs: tuple[str, ...], source: str) -> InstrumentSpec:
+    """A turn-breakdown histogram: exemplars link each sample to its agent_turn span."""
+    return InstrumentSpec(name, "histogram", "s", desc, attrs, LATENCY_SECONDS, source,
+                          exemplars=True, exemplar_attributes=(sc.TURN_ID,))  # fmt: skip
 
 
 def _c(name: str, unit: str, desc: str, attrs: tuple[str, ...], source: str) -> InstrumentSpec:
@@ -88,21 +103,21 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     _h("gen_ai.client.operation.time_to_first_chunk", S, "LLM time to first token",
        _GENAI, GENAI_DURATION_SECONDS, "LLMMetrics, RealtimeModelMetrics (ttft ≥ 0)"),
     # --- live per-turn latency breakdown ---
-    _h("voice_agent.turn.latency", S,
-       "Turn latency: end-of-utterance delay + LLM time to first token + TTS time to first byte",
-       (sc.TURN_INPUT,), LAT, "EOUMetrics + LLMMetrics + TTSMetrics of one speech_id"),
-    _h("voice_agent.turn.end_of_utterance_delay", S,
-       "End of user speech (VAD) to the end-of-turn decision", (), LAT, "EOUMetrics"),
-    _h("voice_agent.turn.llm_ttft", S, "LLM time to first token of the turn's reply",
-       (*_MODEL, sc.TURN_INPUT), LAT, "LLMMetrics (last before the turn's first TTS)"),
-    _h("voice_agent.turn.tts_ttfb", S, "TTS time to first byte of the turn's first audio",
-       (*_MODEL, sc.TURN_INPUT), LAT, "TTSMetrics (first of the speech_id)"),
-    _h("voice_agent.turn.e2e_latency", S,
-       "User stopped speaking to agent started speaking, as LiveKit measures it", (), LAT,
-       "assistant ChatMessage.metrics e2e_latency"),
-    _h("voice_agent.turn.remainder", S,
-       "e2e latency not explained by the three parts (queueing, first sentence, playout)",
-       (), LAT, "e2e_latency - (eou + llm ttft + tts ttfb)"),
+    _turn("voice_agent.turn.latency",
+          "Turn latency: end-of-utterance delay + LLM time to first token + TTS time to first byte",
+          (sc.TURN_INPUT,), "EOUMetrics + LLMMetrics + TTSMetrics of one speech_id"),
+    _turn("voice_agent.turn.end_of_utterance_delay",
+          "End of user speech (VAD) to the end-of-turn decision", (), "EOUMetrics"),
+    _turn("voice_agent.turn.llm_ttft", "LLM time to first token of the turn's reply",
+          (*_MODEL, sc.TURN_INPUT), "LLMMetrics (last before the turn's first TTS)"),
+    _turn("voice_agent.turn.tts_ttfb", "TTS time to first byte of the turn's first audio",
+          (*_MODEL, sc.TURN_INPUT), "TTSMetrics (first of the speech_id)"),
+    _turn("voice_agent.turn.e2e_latency",
+          "User stopped speaking to agent started speaking, as LiveKit measures it", (),
+          "assistant ChatMessage.metrics e2e_latency"),
+    _turn("voice_agent.turn.remainder",
+          "e2e latency not explained by the three parts (queueing, first sentence, playout)",
+          (), "e2e_latency - (eou + llm ttft + tts ttfb)"),
     _h("voice_agent.turn.transcription_delay", S, "End of user speech to final transcript",
        (), LAT, "EOUMetrics"),
     _h("voice_agent.turn.on_user_turn_completed_delay", S,
@@ -111,7 +126,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     _h("voice_agent.llm.tokens_per_second", "{token}/s", "LLM output tokens per second",
        _MODEL, TOKENS_PER_SECOND, "LLMMetrics, RealtimeModelMetrics"),
     _h("voice_agent.tts.ttfb", S, "TTS time to first byte, every request", _MODEL, LAT,
-       "TTSMetrics"),
+       "TTSMetrics", exemplars=True),
     _h("voice_agent.tts.duration", S, "TTS request duration", _MODEL, LAT, "TTSMetrics"),
     _h("voice_agent.stt.duration", S, "STT request duration (non-streaming STT only)",
        _MODEL, LAT, "STTMetrics (duration > 0)"),
@@ -194,8 +209,8 @@ REPLACED_LIVEKIT_INSTRUMENTS: tuple[str, ...] = (
     "lk.agents.usage.*",
 )
 """LiveKit instruments whose quantity the catalogue records itself (live, with units,
-normalized provider names, cancelled requests apart): dropped by a View, so nothing is
-counted twice."""
+normalized provider names, cancelled requests apart): LiveKit gets no-op instruments for
+them (``CatalogueMeterProvider``), so nothing is counted twice and nothing is paid for them."""
 
 
 def views() -> list[View]:
@@ -217,7 +232,7 @@ class Sum:
         self._lock = threading.Lock()
 
     def add(self, amount: float, attributes: Attributes = None) -> None:
-        key = tuple(attributes.items()) if attributes else ()
+        key = tuple(attributes.items()) if attributes else ()  # merged across key orders in observe
         with self._lock:
             self._values[key] = self._values.get(key, 0) + amount
 
@@ -315,17 +330,6 @@ class _Drainer:
 _DRAINER = _Drainer()
 
 
-class _DeferredHistogram:
-    """What the recorder records into: the sample goes to PendingSamples."""
-
-    def __init__(self, histogram: Histogram, pending: PendingSamples) -> None:
-        self._histogram = histogram
-        self._pending = pending
-
-    def record(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._pending.put(self._histogram, amount, attributes, context or get_current())
-
-
 class Instruments:
     """One OTel instrument per catalogue row, created from a meter: histogram samples are
     aggregated off the event loop (:class:`PendingSamples`), counters are :class:`Sum`
@@ -344,7 +348,7 @@ class Instruments:
                     description=spec.description,
                     explicit_bucket_boundaries_advisory=list(spec.buckets or ()),
                 )
-                inst: Any = _DeferredHistogram(histogram, self.pending)
+                inst: Any = histogram  # recorded through self.pending, off the event loop
             else:
                 inst = Sum()
                 create = (
@@ -357,8 +361,9 @@ class Instruments:
                        description=spec.description)  # fmt: skip
             self._by_name[spec.name] = inst
 
-    def histogram(self, name: str) -> _DeferredHistogram:
-        inst: _DeferredHistogram = self._by_name[name]
+    def histogram(self, name: str) -> Histogram:
+        """The SDK histogram; samples go through ``pending.put`` (aggregated off the loop)."""
+        inst: Histogram = self._by_name[name]
         return inst
 
     def counter(self, name: str) -> Sum:

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from opentelemetry.sdk.metrics.view import (
-    DropAggregation,
-    ExplicitBucketHistogramAggregation,
-    View,
-)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 from .buckets import GENAI_DURATION_SECONDS, GENAI_TOKENS, LATENCY_SECONDS
 
@@ -49,23 +45,15 @@ matched by two Views would be exported twice)."""
 
 
 def livekit_views(replaced: Iterable[str] = ()) -> list[View]:
-    """Views for LiveKit's instruments; the ``replaced`` patterns are dropped because
-    otel_livekit records the same quantity itself."""
-    dropped = set(replaced)
-    views = []
-    for pattern, (keys, buckets) in LIVEKIT_INSTRUMENTS.items():
-        if pattern in dropped:
-            views.append(
-                View(meter_name=LIVEKIT_METER, instrument_name=pattern, aggregation=DropAggregation())
-            )
-            continue
-        aggregation = ExplicitBucketHistogramAggregation(buckets) if buckets else None
-        views.append(
-            View(
-                meter_name=LIVEKIT_METER,
-                instrument_name=pattern,
-                attribute_keys=set(keys),
-                aggregation=aggregation,
-            )
+    """Views for LiveKit's instruments. The ``replaced`` patterns get none: LiveKit holds
+    no-op instruments for them (``CatalogueMeterProvider``), so nothing reaches a View."""
+    return [
+        View(
+            meter_name=LIVEKIT_METER,
+            instrument_name=pattern,
+            attribute_keys=set(keys),
+            aggregation=ExplicitBucketHistogramAggregation(buckets) if buckets else None,
         )
-    return views
+        for pattern, (keys, buckets) in LIVEKIT_INSTRUMENTS.items()
+        if pattern not in set(replaced)
+    ]

@@ -48,12 +48,23 @@ class PriceTable:
     llm: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     tts: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     stt: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    _found: dict[tuple[str, str, str], Mapping[str, float] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Lookups per (section, provider, model): a miss scans the table, once per model."""
 
     def _find(self, section: str, provider: str, model: str) -> Mapping[str, float] | None:
+        key = (section, provider, model)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
         table: Mapping[str, Mapping[str, float]] = getattr(self, section)
         hit = table.get(f"{provider}/{model}")
         if hit is None:  # a provider spelled differently: match the model alone
             hit = next((v for k, v in table.items() if k.split("/", 1)[-1] == model), None)
+        if len(self._found) < 4096:  # a handful of models in practice; never unbounded
+            self._found[key] = hit
         return hit
 
     def llm_cost(

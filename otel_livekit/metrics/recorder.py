@@ -48,6 +48,9 @@ would push a histogram's running sum towards infinity."""
 
 def valid(value: object) -> bool:
     """A measurement we may record: a finite, non-negative, sane number."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, checked cheaply (NaN fails both)
+        return 0 <= value < MAX_MEASUREMENT  # type: ignore[operator]
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -56,23 +59,37 @@ def valid(value: object) -> bool:
     )
 
 
-def _model(metadata: Any) -> Attrs:
-    return dict(
-        _model_items(getattr(metadata, "model_provider", None), getattr(metadata, "model_name", None))
-    )
+class ModelAttributes:
+    """One provider/model's metric attribute sets, built once and shared read-only.
+
+    Every metrics event needs the same few dicts (the model, plus an operation, component
+    or token type); building them per event was a good part of the recorder's cost.
+    """
+
+    __slots__ = ("_derived", "attrs", "model", "provider")
+
+    def __init__(self, provider: str | None, model: str | None) -> None:
+        self.provider = normalize_provider(provider)
+        self.model = model or "unknown"
+        self.attrs: Attrs = {sc.GEN_AI_PROVIDER_NAME: self.provider, sc.GEN_AI_REQUEST_MODEL: self.model}
+        self._derived: dict[tuple[tuple[str, AttributeValue], ...], Attrs] = {}
+
+    def plus(self, *items: tuple[str, AttributeValue]) -> Attrs:
+        """The model's attributes and ``items`` (a small, fixed set of combinations)."""
+        attrs = self._derived.get(items)
+        if attrs is None:
+            attrs = self._derived[items] = {**dict(items), **self.attrs}
+        return attrs
 
 
 @functools.lru_cache(maxsize=512)
-def _model_items(provider: str | None, model: str | None) -> tuple[tuple[str, str], ...]:
-    return (
-        (sc.GEN_AI_PROVIDER_NAME, normalize_provider(provider)),
-        (sc.GEN_AI_REQUEST_MODEL, model or "unknown"),
-    )
+def model_attributes(provider: str | None, model: str | None) -> ModelAttributes:
+    return ModelAttributes(provider, model)
 
 
-_EXEMPLARS = frozenset(spec.name for spec in CATALOGUE if spec.kind == "histogram" and spec.unit == "s")
-"""Latency histograms carry exemplars (a slow turn links to its trace); token and count
-histograms don't, which spares the SDK's exemplar reservoir on every other sample."""
+def _model(metadata: Any) -> ModelAttributes:
+    return model_attributes(getattr(metadata, "model_provider", None), getattr(metadata, "model_name", None))
+
 
 _NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 """Not empty (the SDK would take the current context instead), and no sampled span in it."""
@@ -99,6 +116,15 @@ class Recorder:
         self.prices = prices
         self.spans = spans
         self.once = _Once()
+        self._pending = instruments.pending
+        self._histograms = {
+            spec.name: (instruments.histogram(spec.name), spec.exemplars)
+            for spec in CATALOGUE if spec.kind == "histogram" and not spec.observed
+        }  # fmt: skip
+        self._counters = {
+            spec.name: instruments.counter(spec.name)
+            for spec in CATALOGUE if spec.kind != "histogram" and not spec.observed
+        }  # fmt: skip
         self._handlers: dict[type, Callable[[Any, TurnTracker], None]] = {
             LLMMetrics: self._llm,
             RealtimeModelMetrics: self._realtime,
@@ -116,28 +142,27 @@ class Recorder:
     def hist(self, name: str, value: object, attrs: Attrs | None = None, span: Span | None = None) -> None:
         if not valid(value):
             return
-        if name in _EXEMPLARS:
+        histogram, exemplars = self._histograms[name]
+        if exemplars:
             # the span, when known, makes the exemplar point at the turn/request, not the session
             ctx = trace.set_span_in_context(span) if span is not None else get_current()
         else:
             ctx = _NO_EXEMPLAR
-        self.instruments.histogram(name).record(value, attrs, context=ctx)  # type: ignore[arg-type]
+        self._pending.put(histogram, value, attrs, ctx)  # type: ignore[arg-type]
 
     def add(self, name: str, value: object, attrs: Attrs | None = None) -> None:
         if valid(value) and value:
-            self.instruments.counter(name).add(value, attrs or {})  # type: ignore[arg-type]
+            self._counters[name].add(value, attrs)  # type: ignore[arg-type]
 
-    def cost(self, component: str, usd: float | None, model: Attrs) -> None:
+    def cost(self, component: str, usd: float | None, model: ModelAttributes) -> None:
         if usd:
-            self.add("voice_agent.cost", usd, {sc.COMPONENT: component, **model})
+            self.add("voice_agent.cost", usd, model.plus((sc.COMPONENT, component)))
 
-    def tokens(self, component: str, model: Attrs, by_type: Mapping[str, int]) -> None:
+    def tokens(self, component: str, model: ModelAttributes, by_type: Mapping[str, int]) -> None:
         for token_type, count in by_type.items():
-            self.add(
-                "voice_agent.tokens",
-                count,
-                {sc.COMPONENT: component, **model, sc.GEN_AI_TOKEN_TYPE: token_type},
-            )
+            if count:
+                attrs = model.plus((sc.COMPONENT, component), (sc.GEN_AI_TOKEN_TYPE, token_type))
+                self.add("voice_agent.tokens", count, attrs)
 
     @staticmethod
     def annotate(span: Span | None, attrs: Mapping[str, object]) -> None:
@@ -153,7 +178,7 @@ class Recorder:
         """The open ``name`` span whose attribute ``key`` is ``value``."""
         if self.spans is None:
             return None
-        return self.spans.find(name, lambda s: (s.attributes or {}).get(key) == value)
+        return self.spans.find_with(name, key, value)
 
     # --- dispatch ---------------------------------------------------------------------
     def record(self, metrics: object, turns: TurnTracker) -> None:
@@ -171,22 +196,23 @@ class Recorder:
             )  # fmt: skip
 
     # --- LLM ----------------------------------------------------------------------------
-    def _genai(self, op: str, model: Attrs, m: LLMMetrics | RealtimeModelMetrics,
+    def _genai(self, op: str, model: ModelAttributes, m: LLMMetrics | RealtimeModelMetrics,
                input_tokens: int, output_tokens: int, span: Span | None) -> None:  # fmt: skip
-        genai = {sc.GEN_AI_OPERATION_NAME: op, **model}
+        operation = (sc.GEN_AI_OPERATION_NAME, op)
         for token_type, count in (("input", input_tokens), ("output", output_tokens)):
-            if valid(count) and count:
+            if count:
                 self.hist("gen_ai.client.token.usage", count,
-                          {**genai, sc.GEN_AI_TOKEN_TYPE: token_type}, span)  # fmt: skip
+                          model.plus(operation, (sc.GEN_AI_TOKEN_TYPE, token_type)), span)  # fmt: skip
         if m.cancelled:
             self.add("voice_agent.requests.cancelled", 1,
-                     {sc.COMPONENT: "llm" if op == sc.OP_CHAT else "realtime", **model})  # fmt: skip
+                     model.plus((sc.COMPONENT, "llm" if op == sc.OP_CHAT else "realtime")))  # fmt: skip
             return  # a cut-short request is no latency sample
+        genai = model.plus(operation)
         if m.duration > 0:
             self.hist("gen_ai.client.operation.duration", m.duration, genai, span)
         self.hist("gen_ai.client.operation.time_to_first_chunk", m.ttft, genai, span)
         if m.tokens_per_second > 0:
-            self.hist("voice_agent.llm.tokens_per_second", m.tokens_per_second, model, span)
+            self.hist("voice_agent.llm.tokens_per_second", m.tokens_per_second, model.attrs, span)
 
     def _llm(self, m: LLMMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
@@ -200,21 +226,20 @@ class Recorder:
             "reasoning": m.reasoning_tokens,
         })  # fmt: skip
         usd = self.prices.llm_cost(
-            str(model[sc.GEN_AI_PROVIDER_NAME]), str(model[sc.GEN_AI_REQUEST_MODEL]),
+            model.provider, model.model,
             input_tokens=m.prompt_tokens, output_tokens=m.completion_tokens,
             cached_input=m.prompt_cached_tokens, cache_write=m.cache_creation_tokens,
         )  # fmt: skip
         self.cost("llm", usd, model)
-        self.annotate(span, {
-            sc.ATTR_LLM_DURATION: m.duration,
-            sc.ATTR_LLM_TTFT: m.ttft,
-            sc.ATTR_LLM_TOKENS_PER_SECOND: m.tokens_per_second,
-            sc.ATTR_COST: usd,
-        })  # fmt: skip
+        if span is not None:
+            self.annotate(span, {
+                sc.ATTR_LLM_DURATION: m.duration, sc.ATTR_LLM_TTFT: m.ttft,
+                sc.ATTR_LLM_TOKENS_PER_SECOND: m.tokens_per_second, sc.ATTR_COST: usd,
+            })  # fmt: skip
         if m.speech_id and not m.cancelled and valid(m.ttft):
             state = turns.get(m.speech_id)
             if state.tts_ttfb is None:  # the request whose text the turn's first audio spoke
-                state.llm_ttft, state.llm_attributes = m.ttft, model
+                state.llm_ttft, state.llm_attributes = m.ttft, model.attrs
 
     def _realtime(self, m: RealtimeModelMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
@@ -231,9 +256,9 @@ class Recorder:
             "cached_text_input": cached.text_tokens if cached else 0,
             "audio_output": out.audio_tokens, "text_output": out.text_tokens,
         })  # fmt: skip
-        self.add("voice_agent.realtime.session.duration", m.session_duration, model)
+        self.add("voice_agent.realtime.session.duration", m.session_duration, model.attrs)
         usd = self.prices.llm_cost(
-            str(model[sc.GEN_AI_PROVIDER_NAME]), str(model[sc.GEN_AI_REQUEST_MODEL]),
+            model.provider, model.model,
             input_tokens=m.input_tokens, output_tokens=m.output_tokens,
             cached_input=inp.cached_tokens, audio_input=inp.audio_tokens,
             audio_output=out.audio_tokens,
@@ -245,14 +270,10 @@ class Recorder:
     def _tts(self, m: TTSMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
         span = self.find_near(sc.SPAN_TTS_REQUEST)
-        self.add("voice_agent.tts.characters", m.characters_count, model)
-        self.add("voice_agent.tts.audio.duration", m.audio_duration, model)
+        self.add("voice_agent.tts.characters", m.characters_count, model.attrs)
+        self.add("voice_agent.tts.audio.duration", m.audio_duration, model.attrs)
         self.tokens("tts", model, {"input": m.input_tokens, "output": m.output_tokens})
-        usd = self.prices.tts_cost(
-            str(model[sc.GEN_AI_PROVIDER_NAME]),
-            str(model[sc.GEN_AI_REQUEST_MODEL]),
-            m.characters_count,
-        )
+        usd = self.prices.tts_cost(model.provider, model.model, m.characters_count)
         self.cost("tts", usd, model)
         self.annotate(span, {
             sc.ATTR_TTS_TTFB: m.ttfb, sc.ATTR_TTS_DURATION: m.duration,
@@ -260,14 +281,14 @@ class Recorder:
             sc.ATTR_TTS_AUDIO_DURATION: m.audio_duration, sc.ATTR_COST: usd,
         })  # fmt: skip
         if m.cancelled:
-            self.add("voice_agent.requests.cancelled", 1, {sc.COMPONENT: "tts", **model})
+            self.add("voice_agent.requests.cancelled", 1, model.plus((sc.COMPONENT, "tts")))
             return
-        self.hist("voice_agent.tts.ttfb", m.ttfb, model, span)
-        self.hist("voice_agent.tts.duration", m.duration, model, span)
+        self.hist("voice_agent.tts.ttfb", m.ttfb, model.attrs, span)
+        self.hist("voice_agent.tts.duration", m.duration, model.attrs, span)
         if m.speech_id and valid(m.ttfb):
             state = turns.peek(m.speech_id)
             if state is not None and state.tts_ttfb is None:
-                state.tts_ttfb, state.tts_attributes = m.ttfb, model
+                state.tts_ttfb, state.tts_attributes = m.ttfb, model.attrs
                 self._turn_parts_known(state)
 
     def _turn_parts_known(self, state: TurnState) -> None:
@@ -310,15 +331,11 @@ class Recorder:
     def _stt(self, m: STTMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
         if m.duration > 0:  # streaming STT reports 0: no request latency to speak of
-            self.hist("voice_agent.stt.duration", m.duration, model)
-        self.add("voice_agent.stt.audio.duration", m.audio_duration, model)
+            self.hist("voice_agent.stt.duration", m.duration, model.attrs)
+        self.add("voice_agent.stt.audio.duration", m.audio_duration, model.attrs)
         self.tokens("stt", model, {"input": m.input_tokens, "output": m.output_tokens,
                                    "audio_input": m.input_audio_tokens})  # fmt: skip
-        usd = self.prices.stt_cost(
-            str(model[sc.GEN_AI_PROVIDER_NAME]),
-            str(model[sc.GEN_AI_REQUEST_MODEL]),
-            m.audio_duration,
-        )
+        usd = self.prices.stt_cost(model.provider, model.model, m.audio_duration)
         self.cost("stt", usd, model)
         span = self.find_near(sc.SPAN_USER_TURN)
         self.annotate(span, {
@@ -329,7 +346,7 @@ class Recorder:
             span.set_attribute(sc.ATTR_STT_STREAMED, m.streamed)
 
     def _vad(self, m: VADMetrics, turns: TurnTracker) -> None:
-        model = _model(m.metadata)
+        model = _model(m.metadata).attrs
         if m.inference_count > 0:
             self.hist("voice_agent.vad.inference.duration",
                       m.inference_duration_total / m.inference_count, model)  # fmt: skip
@@ -345,13 +362,13 @@ class Recorder:
 
     # --- models around the pipeline ---------------------------------------------------
     def _eot(self, m: EOTInferenceMetrics, turns: TurnTracker) -> None:
-        model = _model(m.metadata)
+        model = _model(m.metadata).attrs
         self.hist("voice_agent.eot.inference.duration", m.total_duration, model)
         self.hist("voice_agent.eot.detection_delay", m.detection_delay, model)
         self.add("voice_agent.eot.requests", m.num_requests, model)
 
     def _interruption(self, m: InterruptionMetrics, turns: TurnTracker) -> None:
-        model = _model(m.metadata)
+        model = _model(m.metadata).attrs
         self.hist("voice_agent.interruption.inference.duration", m.total_duration, model)
         self.hist("voice_agent.interruption.detection_delay", m.detection_delay, model)
         self.add("voice_agent.interruption.requests", m.num_requests, model)  # per-event deltas
@@ -362,12 +379,11 @@ class Recorder:
 
     def _decision(self, m: DecisionMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
-        self.hist("voice_agent.decision.duration", m.duration, model)
-        self.tokens("decision", model, {"input": m.input_tokens or 0,
-                                        "output": m.output_tokens or 0})  # fmt: skip
+        self.hist("voice_agent.decision.duration", m.duration, model.attrs)
+        self.tokens("decision", model, {"input": m.input_tokens or 0, "output": m.output_tokens or 0})
 
     def _avatar(self, m: AvatarMetrics, turns: TurnTracker) -> None:
-        model = _model(m.metadata)
+        model = _model(m.metadata).attrs
         if m.playback_latency > 0:
             self.hist("voice_agent.avatar.playback_latency", m.playback_latency, model)
         if m.session_started_time is not None and m.avatar_joined_time is not None:

@@ -24,41 +24,69 @@ WATCHED = frozenset(
 
 
 class SpanIndex(SpanProcessor):
+    """Open spans by name: a lookup scans only the few open spans of the name it wants, and
+    a name with none open (the common case for most events) costs a dict lookup."""
+
     def __init__(self, max_open: int = 4096) -> None:
-        self._open: OrderedDict[int, Span] = OrderedDict()
+        self._open: dict[str, OrderedDict[int, Span]] = {name: OrderedDict() for name in WATCHED}
+        self._size = 0
         self._lock = threading.Lock()
         self._max_open = max_open
 
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
-        if span.name not in WATCHED:
+        spans = self._open.get(span.name)
+        if spans is None:
             return
         with self._lock:
-            self._open[span.context.span_id] = span
-            if len(self._open) > self._max_open:  # spans never ended: forget the oldest
-                self._open.popitem(last=False)
+            spans[span.context.span_id] = span
+            self._size += 1
+            if self._size > self._max_open:  # spans never ended: forget the oldest
+                self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        def started(spans: OrderedDict[int, Span]) -> int:
+            return next(iter(spans.values())).start_time or 0
+
+        oldest = min((spans for spans in self._open.values() if spans), key=started)
+        oldest.popitem(last=False)
+        self._size -= 1
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.name in WATCHED and span.context is not None:
-            with self._lock:
-                self._open.pop(span.context.span_id, None)
-            if span.name == sc.SPAN_AGENT_SESSION:
-                self.forget_trace(span.context.trace_id)
+        spans = self._open.get(span.name)
+        if spans is None or span.context is None:
+            return
+        with self._lock:
+            if spans.pop(span.context.span_id, None) is not None:
+                self._size -= 1
+        if span.name == sc.SPAN_AGENT_SESSION:
+            self.forget_trace(span.context.trace_id)
 
     def __len__(self) -> int:
-        return len(self._open)
+        return self._size
 
     def find(self, name: str, match: Callable[[Span], bool]) -> Span | None:
         """The most recently started open span called ``name`` that ``match`` accepts."""
+        spans = self._open.get(name)
+        if not spans:
+            return None
         with self._lock:
-            candidates = [s for s in self._open.values() if s.name == name]
+            candidates = list(spans.values())
         for span in reversed(candidates):
             if span.is_recording() and match(span):
                 return span
         return None
 
+    def find_with(self, name: str, key: str, value: object) -> Span | None:
+        """The most recent open ``name`` span whose attribute ``key`` is ``value``."""
+        if not self._open.get(name):
+            return None
+        return self.find(name, lambda s: (s.attributes or {}).get(key) == value)
+
     def find_near(self, name: str, attr: tuple[str, object] | None = None) -> Span | None:
         """An open ``name`` span in the current trace: the child of the current span if
         there is one, else the most recent (matching ``attr`` when given)."""
+        if not self._open.get(name):
+            return None
         current = trace.get_current_span().get_span_context()
         if not current.is_valid:
             return None
@@ -79,12 +107,16 @@ class SpanIndex(SpanProcessor):
         (cancelled work), so nothing of the call stays in memory until the size bound pushes
         it out."""
         with self._lock:
-            for span_id in [k for k, s in self._open.items() if s.context.trace_id == trace_id]:
-                del self._open[span_id]
+            for spans in self._open.values():
+                for span_id in [k for k, s in spans.items() if s.context.trace_id == trace_id]:
+                    del spans[span_id]
+                    self._size -= 1
 
     def shutdown(self) -> None:
         with self._lock:
-            self._open.clear()
+            for spans in self._open.values():
+                spans.clear()
+            self._size = 0
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
