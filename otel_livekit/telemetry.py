@@ -32,6 +32,7 @@ from opentelemetry.util.types import AttributeValue
 from . import environment_variables as ev
 from .errors import ConfigurationError
 from .export.backends import Destination, ExportPlan, FileTarget, resolve_plan
+from .export.deadline import Deadline
 from .export.file import FileMetricExporter, FileSpanExporter
 from .export.health import (
     CountingBatchSpanProcessor,
@@ -88,7 +89,7 @@ class Telemetry:
         self.recorder = recorder
         self._jobs_hooked: set[str] = set()
         self._closed = False
-        self._stuck: list[threading.Thread] = []
+        self._deadline = Deadline(self.health)
         if self.enabled:
             atexit.register(self.shutdown)  # the providers' own exit hooks are off
 
@@ -125,7 +126,8 @@ class Telemetry:
         budget = self.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
         self._cut_spool(budget)
-        done = self._bounded("flush", budget, [partial(p.force_flush, millis) for p in self._providers()])
+        flushes = [partial(p.force_flush, millis) for p in self._providers()]
+        done = self._deadline.run("flush", budget, flushes)
         if done and self.spooler is not None:
             self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
         return done
@@ -148,64 +150,17 @@ class Telemetry:
         session_hooks.uninstall()
         session_features.uninstall()
         budget = self.flush_timeout if timeout is None else timeout
-        if self._is_stuck():
+        if self._deadline.stuck:
             budget = 0.0  # still started, so the exporters stop retrying
         self._cut_spool(budget)
         # each provider's shutdown exports what its processors/readers still hold
-        self._bounded("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
+        self._deadline.run("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
         with _lock:
             if _current is self:
                 _current = None
 
     def _providers(self) -> list[TracerProvider | MeterProvider]:
         return [p for p in (self.tracer_provider, self.meter_provider) if p is not None]
-
-    def _is_stuck(self) -> bool:
-        return any(t.is_alive() for t in self._stuck)
-
-    def _bounded(self, what: str, budget: float, targets: Sequence[Callable[[], object]],
-                 quiet: bool = False) -> bool:  # fmt: skip
-        """Run each target on its own daemon thread, in parallel, and wait at most
-        ``budget`` seconds in all: an exporter stuck in its own retry loop must not hold
-        the agent's shutdown, nor one hung backend starve the other signal. When the
-        deadline cuts it short, one log line says what was not delivered and why."""
-        if what == "flush" and self._is_stuck():
-            self._report_cut(what, budget, "an earlier export is still stuck")
-            return False
-        results: list[bool] = []
-
-        def run(fn: Callable[[], object]) -> None:
-            try:
-                results.append(fn() is not False)
-            except Exception as exc:  # e.g. the SDK's own flush timeout: not a crash
-                logger.debug("telemetry %s: %s", what, exc)
-                results.append(False)
-
-        threads = [threading.Thread(target=run, args=(fn,), name=f"otel_livekit-{what}", daemon=True)
-                   for fn in targets]  # fmt: skip
-        deadline = time.monotonic() + budget
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._stuck = [t for t in threads if t.is_alive()]
-        if self._stuck:
-            if not quiet:
-                self._report_cut(what, budget)
-            return False
-        return all(results)
-
-    def _report_cut(self, what: str, budget: float, why: str | None = None) -> None:
-        lost = []
-        for h in self.health:
-            pending = h.write_off()
-            if pending:
-                unit = "spans" if h.signal == "traces" else "points"
-                reason = why or h.last_error or "no answer yet"
-                lost.append(f"{h.signal}: about {pending} {unit} not delivered to {h.target} ({reason})")
-        if lost:
-            logger.warning("otel_livekit: telemetry %s cut short at its %.1f s deadline; %s",
-                           what, budget, "; ".join(lost))  # fmt: skip
 
     def _hook_job_shutdown(self) -> None:
         """Flush at job shutdown, once per job (a job process can be reused across jobs)."""
@@ -363,6 +318,36 @@ def _metric_reader(
     return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h, http=True))
 
 
+def _tracer_provider(
+    plan: ExportPlan,
+    resource: Resource,
+    span_index: SpanIndex,
+    features: session_features.SessionFeatures,
+    health: list[ExportHealth],
+    spooler: Spooler,
+    span_exporters: Mapping[str, SpanExporter],
+    span_processors: Sequence[SpanProcessor],
+) -> TracerProvider:
+    """The span pipeline: the index the recorder looks spans up in, the call's ids on every
+    span, then each destination (the backend's, named extra exporters, the user's processors)
+    behind its content rules."""
+    # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider.sampler = WholeCallSampler(tracer_provider.sampler)  # a job's traces sampled as one
+    tracer_provider.add_span_processor(span_index)
+    tracer_provider.add_span_processor(features.processor)  # call ids on every span
+    if (processor := _span_processor(plan, health, features.exporter, spooler)) is not None:
+        tracer_provider.add_span_processor(processor)
+    for name, span_exporter in span_exporters.items():
+        h = ExportHealth("traces", name)
+        health.append(h)
+        wrapped = ReportingSpanExporter(features.exporter(span_exporter, name), h)
+        tracer_provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
+    for extra in span_processors:
+        tracer_provider.add_span_processor(features.span_processor(extra))
+    return tracer_provider
+
+
 def setup_tracing(
     backend: str | None = None,
     *,
@@ -470,21 +455,9 @@ def setup_tracing(
                                          directory=spool_dir, max_bytes=spool_max_bytes))  # fmt: skip
         health: list[ExportHealth] = []
         quiet_repeated_exporter_logs()
-        # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
-        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        tracer_provider.sampler = WholeCallSampler(tracer_provider.sampler)  # a job's traces sampled as one
         span_index = SpanIndex()
-        tracer_provider.add_span_processor(span_index)
-        tracer_provider.add_span_processor(features.processor)  # call ids on every span
-        if (processor := _span_processor(plan, health, features.exporter, spooler)) is not None:
-            tracer_provider.add_span_processor(processor)
-        for name, span_exporter in (span_exporters or {}).items():
-            h = ExportHealth("traces", name)
-            health.append(h)
-            wrapped = ReportingSpanExporter(features.exporter(span_exporter, name), h)
-            tracer_provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
-        for extra in span_processors:
-            tracer_provider.add_span_processor(features.span_processor(extra))
+        tracer_provider = _tracer_provider(plan, resource, span_index, features, health, spooler,
+                                           span_exporters or {}, span_processors)  # fmt: skip
         dest = plan.traces if isinstance(plan.traces, Destination) else None
         session_features.install(
             features, tracer_provider=tracer_provider, resource=resource, env=env, logs=logs,
