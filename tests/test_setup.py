@@ -223,3 +223,29 @@ def test_metadata_and_allow_pii_reach_livekit(allow_pii: bool) -> None:
     content = {k for s in spans for k in (s.attributes or {})
                if k.startswith("lk.pii.") or k == "gen_ai.input.messages"}  # fmt: skip
     assert bool(content) is allow_pii, content
+
+
+def test_livekit_meter_gets_no_ops_only_for_what_the_catalogue_replaces() -> None:
+    """A meter taken from our provider after setup (not through LiveKit's import-time proxy):
+    replaced names record nothing and cost nothing; LiveKit's other instruments go through
+    the Views as before."""
+    reader = InMemoryMetricReader()
+    setup_tracing("none", metric_readers=[reader])
+    meter = metrics.get_meter_provider().get_meter("livekit-agents")
+    replaced = [meter.create_counter("lk.agents.usage.llm_input_tokens"),
+                meter.create_histogram("gen_ai.client.operation.duration", unit="s")]  # fmt: skip
+    assert [type(i).__name__ for i in replaced] == ["NoOpCounter", "NoOpHistogram"]
+    replaced[0].add(5, {"model_name": "m"})
+    kept = meter.create_histogram("lk.agents.turn.e2e_latency", unit="s")
+    kept.record(0.3, {"model_name": "m", "room_id": "RM_1", "job_id": "job-1"})
+    points: dict[str, list[HistogramDataPoint]] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            if sm.scope.name == "livekit-agents":
+                for m in sm.metrics:
+                    points.setdefault(m.name, []).extend(m.data.data_points)  # type: ignore[arg-type]
+    assert list(points) == ["lk.agents.turn.e2e_latency"]
+    (point,) = points["lk.agents.turn.e2e_latency"]
+    assert (point.count, point.sum, dict(point.attributes or {})) == (1, 0.3, {"model_name": "m"})
