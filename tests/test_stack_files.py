@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from servers import REPO_ROOT, prometheus_binary, require_or_skip
 
 from otel_livekit import setup_tracing
+from otel_livekit.export.prometheus_names import catalogue_names
+from otel_livekit.metrics.catalogue import BY_NAME
 from otel_livekit.offline import OfflineLLM, run_offline_session
 
 COLLECTOR = REPO_ROOT / "collector-config"
@@ -226,6 +228,10 @@ def test_prometheus_config_is_valid_with_the_rules(tmp_path: Path) -> None:
     assert f"SUCCESS: {rule_files} rule files found" in out.stdout
 
 
+EXEMPLAR_HISTOGRAMS = {name for spec_name, (_, name) in catalogue_names().items()
+                       if BY_NAME[spec_name].exemplars}  # fmt: skip
+
+
 def test_grafana_provisioning_and_dashboards() -> None:
     """Own schema checks: unique panel ids, a grid that fits and does not overlap, every
     datasource uid provisioned, variables referenced by the panels defined."""
@@ -265,6 +271,9 @@ def test_grafana_provisioning_and_dashboards() -> None:
                 assert target["datasource"]["uid"] == "prometheus"
                 for var in re.findall(r"\$(\w+)", target["expr"]):
                     assert var.startswith("__") or var in variables, f"{panel['title']}: ${var}"
+                if target.get("exemplar"):  # only instruments the recorder takes exemplars on
+                    buckets = set(re.findall(r"(\w+)_bucket\b", target["expr"]))
+                    assert buckets and buckets <= EXEMPLAR_HISTOGRAMS, (panel["title"], buckets)
         for var in doc["templating"]["list"]:
             assert var["datasource"]["uid"] in uids and var["includeAll"] and var["allValue"] == ".*"
 
