@@ -384,8 +384,9 @@ def markdown_table() -> str:
             buckets = f"{len(spec.buckets)}: {low}–{high}"
         else:
             buckets = "—"
+        kind = f"{spec.kind}, exemplars" if spec.exemplars else spec.kind
         rows.append(
-            f"| `{spec.name}` | {spec.kind} | `{spec.unit}` | {attrs} | {buckets} | "
+            f"| `{spec.name}` | {kind} | `{spec.unit}` | {attrs} | {buckets} | "
             f"{spec.source} | {spec.description} |"
         )
     return "\n".join(rows) + "\n"
