@@ -254,7 +254,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lag-seconds", type=float, default=20)
     ap.add_argument("--repeat", type=int, default=1, help="off/on pairs per backend state (alternated)")
-    ap.add_argument("--no-freeze", action="store_true", help="lag runs without gc.freeze() after warm-up")
+    ap.add_argument("--no-freeze", action="store_true", help="no gc.collect(); gc.freeze() after warm-up")
     ap.add_argument("--states", default=",".join(STATES), help="backend states to run, comma-separated")
     ap.add_argument("--key", default="lag", help="where the lag results go in faults.json")
     ap.add_argument("--outage", type=float, default=600)
