@@ -3,14 +3,27 @@
 1. Event-loop lag: a 1 ms asyncio ticker (p50/p99/max lag, ticks late by > 5 ms) while 10
    concurrent offline calls (real AgentSessions, back to back) run in one process, for a
    healthy, refusing (closed port), hung (accepts, never answers) and slow (answers after
-   2 s) backend, each against telemetry off run right before it. Fresh process per run; the
-   backend runs in the parent process (a remote backend's CPU is not the agent's).
+   2 s) backend, each against telemetry off. Fresh process per run; the two arms run
+   back to back, in alternating order over ``--repeat`` rounds, and their ticks are pooled;
+   the backend runs in the parent process (a remote backend's CPU is not the agent's).
+
+   Both arms freeze the heap after the warm-up (``gc.collect(); gc.freeze()``), as
+   LiveKit's own forkserver does for its job processes (``livekit.agents.ipc._preload_freeze``).
+   Without it, every run, telemetry off included, has one or two 80-110 ms stalls: a
+   gen-2 collection walking the whole imported heap (livekit, numpy, pydantic, OTel), which
+   hides anything telemetry does to the max. The GC columns report each arm's gen-2
+   collections and longest pause during the run, and ``full_gc_unfrozen_ms`` in the JSON
+   the pause of a full collection of the whole (unfrozen) heap at the end of the run: the
+   stall a process that does not freeze gets. ``--no-freeze`` measures as before, without
+   the collect and the freeze (a collect alone resets CPython's gen-2 trigger, which then
+   fires only once the survivors reach a quarter of the heap, later than a 20 s run).
 2. Outage: calls run for ``--outage`` seconds against a backend that is down (everything
    goes to the spool), sampling RSS and the spool's size; then the backend comes up on the
    same port and the spool drains. Reports RSS over time, the spool's peak against its cap,
    spans made / dropped by the cap / arrived (by span id, once each).
 
-Run: .venv/bin/python bench/bench_faults.py [--lag-seconds 20] [--outage 600] [--cap-mb 64]
+Run: .venv/bin/python bench/bench_faults.py [--lag-seconds 20] [--repeat 1] [--no-freeze]
+     [--outage 600] [--cap 67108864]
 Prints Markdown tables and writes bench/results/faults.json.
 """
 
@@ -59,7 +72,7 @@ async def calls_until(deadline: float, n: int = CALLS) -> int:
     return done
 
 
-def lag_child(mode: str, seconds: float, url: str) -> None:
+def lag_child(mode: str, seconds: float, url: str, freeze: bool = True) -> None:
     import logging
 
     logging.disable(logging.WARNING)
@@ -70,6 +83,14 @@ def lag_child(mode: str, seconds: float, url: str) -> None:
         from otel_livekit import setup_tracing
 
         setup_tracing("otlp", endpoint=url)
+    pauses: list[tuple[int, float]] = []  # (generation, ms) of every collection during the run
+    began = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
 
     async def run() -> dict[str, Any]:
         lags: list[float] = []
@@ -82,36 +103,67 @@ def lag_child(mode: str, seconds: float, url: str) -> None:
                 lags.append((time.perf_counter() - t - 0.001) * 1000)
 
         await calls_until(time.monotonic() + 5)  # warm-up: imports, first exports
-        lags.clear()
+        heap = None
+        if freeze:  # without it, as production processes that don't freeze: no collect either
+            gc.collect()
+            heap = len(gc.get_objects())
+            gc.freeze()
+        gc.callbacks.append(on_gc)
         tick = asyncio.create_task(ticker())
         made = await calls_until(time.monotonic() + seconds)
         stop = True
         await tick
+        gc.callbacks.remove(on_gc)
+        gc.unfreeze()
+        started = time.perf_counter()
+        gc.collect()  # what a full collection of the whole heap costs this process
+        full = (time.perf_counter() - started) * 1000
         q = statistics.quantiles(lags, n=100)
         return {"p50": q[49], "p99": q[98], "max": max(lags), "over_5ms": sum(x > 5 for x in lags),
-                "ticks": len(lags), "calls": made}  # fmt: skip
+                "ticks": len(lags), "calls": made, "frozen": freeze, "heap_objects_after_warmup": heap,
+                "gen2_collections": sum(g == 2 for g, _ in pauses),
+                "longest_gc_ms": max((ms for _, ms in pauses), default=0.0),
+                "full_gc_unfrozen_ms": full, "lags": lags}  # fmt: skip
 
     print(json.dumps(asyncio.run(run())))
 
 
-def lag(seconds: float) -> dict[str, dict[str, Any]]:
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One arm's runs as one: percentiles over every tick, the worst max, the sums."""
+    lags = [x for r in runs for x in r.pop("lags")]
+    q = statistics.quantiles(lags, n=100)
+    return {
+        "p50": q[49], "p99": q[98], "max": max(lags), "over_5ms": sum(x > 5 for x in lags),
+        "ticks": len(lags), "calls": sum(r["calls"] for r in runs),
+        "gen2_collections": sum(r["gen2_collections"] for r in runs),
+        "longest_gc_ms": max(r["longest_gc_ms"] for r in runs),
+        "max_per_run": [round(r["max"], 2) for r in runs],
+        "over_5ms_per_run": [r["over_5ms"] for r in runs],
+        "full_gc_unfrozen_ms": [round(r["full_gc_unfrozen_ms"], 1) for r in runs],
+        "heap_objects_after_warmup": [r["heap_objects_after_warmup"] for r in runs],
+        "frozen": runs[0]["frozen"],
+    }  # fmt: skip
+
+
+STATES = ("healthy", "refusing", "hung", "slow")
+
+
+def lag(
+    seconds: float, repeat: int = 1, freeze: bool = True, states: tuple[str, ...] = STATES
+) -> dict[str, Any]:
     out: dict[str, dict[str, Any]] = {}
-    for mode in ("healthy", "refusing", "hung", "slow"):
-        for run in ("off", mode):
-            with backend(run) as url:
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--lag-child",
-                    run,
-                    "--lag-seconds",
-                    str(seconds),
-                    "--url",
-                    url,
-                ]
-                env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-            out[f"{mode}:{run}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for mode in states:
+        runs: dict[str, list[dict[str, Any]]] = {"off": [], mode: []}
+        for i in range(repeat):
+            for run in ("off", mode) if i % 2 == 0 else (mode, "off"):  # alternated order
+                with backend(run) as url:
+                    cmd = [sys.executable, __file__, "--lag-child", run, "--lag-seconds", str(seconds),
+                           "--url", url, *([] if freeze else ["--no-freeze"])]  # fmt: skip
+                    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+                    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+                runs[run].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        for run, results in runs.items():
+            out[f"{mode}:{run}"] = pooled(results)
     return out
 
 
@@ -201,6 +253,10 @@ def outage(seconds: float, cap: int, calls: int, off: bool) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lag-seconds", type=float, default=20)
+    ap.add_argument("--repeat", type=int, default=1, help="off/on pairs per backend state (alternated)")
+    ap.add_argument("--no-freeze", action="store_true", help="no gc.collect(); gc.freeze() after warm-up")
+    ap.add_argument("--states", default=",".join(STATES), help="backend states to run, comma-separated")
+    ap.add_argument("--key", default="lag", help="where the lag results go in faults.json")
     ap.add_argument("--outage", type=float, default=600)
     ap.add_argument("--cap", type=int, default=64 * 1024 * 1024)
     ap.add_argument("--calls", type=int, default=CALLS)
@@ -212,7 +268,7 @@ def main() -> None:
     ap.add_argument("--url")
     args = ap.parse_args()
     if args.lag_child:
-        return lag_child(args.lag_child, args.lag_seconds, args.url)
+        return lag_child(args.lag_child, args.lag_seconds, args.url, freeze=not args.no_freeze)
     if args.outage_child:
         return outage_child(args.outage, args.cap, args.calls, args.off)
 
@@ -220,18 +276,34 @@ def main() -> None:
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     results["python"] = sys.version.split()[0]
     if not args.skip_lag:
-        lags = results["lag"] = lag(args.lag_seconds)
-        results["lag_command"] = " ".join(["bench/bench_faults.py", *sys.argv[1:]])
-        per_run = f"{args.lag_seconds:.0f} s per run"
-        print(f"\nEvent-loop lag (ms), 1 ms ticker, {CALLS} concurrent calls, {per_run}\n")
+        states = tuple(args.states.split(","))
+        lags = results[args.key] = lag(
+            args.lag_seconds, args.repeat, freeze=not args.no_freeze, states=states
+        )
+        spool = os.environ.get("OTEL_LIVEKIT_SPOOL")
+        results[args.key]["command"] = " ".join(
+            [*([f"OTEL_LIVEKIT_SPOOL={spool}"] if spool else []), "bench/bench_faults.py", *sys.argv[1:]]
+        )
+        per_run = f"{args.lag_seconds:.0f} s per run, {args.repeat} run(s) per arm"
+        frozen = "heap frozen after warm-up" if not args.no_freeze else "heap NOT frozen"
+        print(f"\nEvent-loop lag (ms), 1 ms ticker, {CALLS} concurrent calls, {per_run}, {frozen}\n")
         print("| backend | p50 off | p50 on | p99 off | p99 on | Δp99 | max off | max on | Δmax "
-              "| ticks > 5 ms off | on |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for mode in ("healthy", "refusing", "hung", "slow"):
+              "| ticks > 5 ms off | on | gen-2 GCs off / on | longest GC off / on |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for mode in states:
             off, on = lags[f"{mode}:off"], lags[f"{mode}:{mode}"]
             print(f"| {mode} | {off['p50']:.3f} | {on['p50']:.3f} | {off['p99']:.3f} | {on['p99']:.3f} | "
                   f"{on['p99'] - off['p99']:+.3f} | {off['max']:.1f} | {on['max']:.1f} | "
-                  f"{on['max'] - off['max']:+.1f} | {off['over_5ms']} | {on['over_5ms']} |")  # fmt: skip
+                  f"{on['max'] - off['max']:+.1f} | {off['over_5ms']} | {on['over_5ms']} | "
+                  f"{off['gen2_collections']} / {on['gen2_collections']} | "
+                  f"{off['longest_gc_ms']:.1f} / {on['longest_gc_ms']:.1f} |")  # fmt: skip
+        print("\nper run: max (ms) off / on; full collection of the unfrozen heap (ms) off / on\n")
+        for mode in states:
+            off, on = lags[f"{mode}:off"], lags[f"{mode}:{mode}"]
+            print(
+                f"- {mode}: max {off['max_per_run']} / {on['max_per_run']}; "
+                f"full GC {off['full_gc_unfrozen_ms']} / {on['full_gc_unfrozen_ms']}"
+            )
     if args.skip_outage:
         out.write_text(json.dumps(results, indent=2) + "\n")
         return

@@ -1,8 +1,9 @@
 """The spool's settings and the exporters that write through it.
 
 With the spool on (the default), an OTLP destination's exporter encodes each batch with the
-OTLP protobuf encoders, hands it to the destination's ``Outbox`` (on disk first, then one
-short HTTP attempt) and returns: the SDK's 10 s retry loop never holds the worker thread.
+OTLP protobuf encoders (spans a few at a time, see ``encoding``), hands it to the
+destination's ``Outbox`` (on disk first, then one short HTTP attempt) and returns: the SDK's
+10 s retry loop never holds the worker thread.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from urllib.parse import urlsplit
 
 import requests
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
+from .encoding import encode_spans_yielding
 from .health import ExportHealth, metric_points
 from .outbox import RETRYABLE, Outbox, Outcome, Wire
 from .spool import SpoolDir
@@ -167,7 +168,7 @@ class SpoolingSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            data = encode_spans(spans).SerializePartialToString()
+            data = encode_spans_yielding(spans)
         except Exception as exc:
             logger.debug("otel_livekit: cannot encode spans: %s", exc)
             return SpanExportResult.FAILURE

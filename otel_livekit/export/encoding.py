@@ -1,0 +1,54 @@
+"""OTLP protobuf encoding that leaves the GIL to the agent's event loop between small chunks.
+
+The SDK's span encoder is pure Python (about 50 µs per span): one batch of a few hundred
+spans holds the GIL for 10 ms and more, and CPython lets a waiting thread take it only after
+the switch interval (5 ms), so the agent's event loop wakes up to 5 ms late, once per
+interval, while a batch is encoded (measured in bench/RESULTS.md, "Event-loop lag per
+backend state"). Encoding a few spans at a time and releasing the GIL in between bounds the
+wait to one chunk.
+
+The chunks are joined as bytes: a protobuf message's encoding followed by another's parses
+as one message whose repeated fields are concatenated, so the result is one
+``ExportTraceServiceRequest`` with one ``ResourceSpans`` per chunk, every span once, in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+SPANS_PER_CHUNK = 16
+"""About 1 ms of encoding: the longest the event loop waits for the GIL because of it."""
+
+
+def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_CHUNK) -> bytes:
+    """The serialized ``ExportTraceServiceRequest`` for ``spans``, encoded ``chunk`` spans at
+    a time with the GIL released between chunks (``time.sleep(0)``)."""
+    parts: list[bytes] = []
+    for start in range(0, len(spans), chunk):
+        if start:
+            time.sleep(0)  # releases the GIL: a thread waiting for it (the event loop) runs now
+        parts.append(encode_spans(spans[start : start + chunk]).SerializePartialToString())
+    return b"".join(parts)
+
+
+class YieldingOTLPSpanExporter(OTLPSpanExporter):
+    """The SDK's OTLP/HTTP span exporter (same settings, session, retries), encoding with
+    :func:`encode_spans_yielding`: for the spool-off path, where the SDK exporter would
+    encode a whole batch in one go. Uses the SDK's client (pinned OTel 1.45, as the spool
+    does); the SDK's opt-in self-metrics and request-size check are not applied."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            data = encode_spans_yielding(spans)
+        except Exception:  # never into the agent; the SDK logs the same case and fails the batch
+            return SpanExportResult.FAILURE
+        ok = self._client.export(data).success
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
