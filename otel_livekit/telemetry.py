@@ -17,7 +17,6 @@ from typing import Any
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -33,6 +32,7 @@ from . import environment_variables as ev
 from .errors import ConfigurationError
 from .export.backends import Destination, ExportPlan, FileTarget, resolve_plan
 from .export.deadline import Deadline
+from .export.encoding import YieldingOTLPSpanExporter
 from .export.file import FileMetricExporter, FileSpanExporter
 from .export.health import (
     CountingBatchSpanProcessor,
@@ -268,7 +268,8 @@ def _span_processor(
     http = isinstance(plan.traces, Destination)
     if isinstance(plan.traces, Destination):
         session = CountingSession(h)
-        exporter: Any = OTLPSpanExporter(
+        # spans encoded a few at a time, so the event loop never waits a whole batch for the GIL
+        exporter: Any = YieldingOTLPSpanExporter(
             endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(), session=session,
         )  # fmt: skip
         h.target = f"{plan.backend} ({exporter._endpoint})"

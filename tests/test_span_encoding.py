@@ -4,6 +4,7 @@ with every span once, in order, exactly as the SDK's encoder would have written 
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -42,9 +43,11 @@ def test_chunks_decode_to_what_the_sdk_encoder_writes() -> None:
     assert [s.name for s in flat(joined)] == [f"s{i}" for i in range(10)]
 
 
-def test_a_batch_reaches_the_backend_as_one_request_in_chunks() -> None:
+@pytest.mark.parametrize("spool", [True, False], ids=["spool", "spool-off"])
+def test_a_batch_reaches_the_backend_as_one_request_in_chunks(spool: bool) -> None:
     with OtlpReceiver() as rx:
-        t = setup_tracing("otlp", endpoint=rx.url, service_name="enc")
+        t = setup_tracing("otlp", endpoint=rx.url, service_name="enc", spool=spool)
+        assert (t.spooler is not None and bool(t.spooler.outboxes)) is spool
         tracer = trace.get_tracer("test")
         for i in range(40):
             with tracer.start_as_current_span(f"span-{i}"):
