@@ -29,7 +29,6 @@ class SpanIndex(SpanProcessor):
 
     def __init__(self, max_open: int = 4096) -> None:
         self._open: dict[str, OrderedDict[int, Span]] = {name: OrderedDict() for name in WATCHED}
-        self._size = 0
         self._lock = threading.Lock()
         self._max_open = max_open
 
@@ -39,8 +38,7 @@ class SpanIndex(SpanProcessor):
             return
         with self._lock:
             spans[span.context.span_id] = span
-            self._size += 1
-            if self._size > self._max_open:  # spans never ended: forget the oldest
+            if len(self) > self._max_open:  # spans never ended: forget the oldest
                 self._forget_oldest()
 
     def _forget_oldest(self) -> None:
@@ -49,20 +47,18 @@ class SpanIndex(SpanProcessor):
 
         oldest = min((spans for spans in self._open.values() if spans), key=started)
         oldest.popitem(last=False)
-        self._size -= 1
 
     def on_end(self, span: ReadableSpan) -> None:
         spans = self._open.get(span.name)
         if spans is None or span.context is None:
             return
         with self._lock:
-            if spans.pop(span.context.span_id, None) is not None:
-                self._size -= 1
+            spans.pop(span.context.span_id, None)
         if span.name == sc.SPAN_AGENT_SESSION:
             self.forget_trace(span.context.trace_id)
 
     def __len__(self) -> int:
-        return self._size
+        return sum(len(spans) for spans in self._open.values())
 
     def find(self, name: str, match: Callable[[Span], bool]) -> Span | None:
         """The most recently started open span called ``name`` that ``match`` accepts."""
@@ -78,8 +74,6 @@ class SpanIndex(SpanProcessor):
 
     def find_with(self, name: str, key: str, value: object) -> Span | None:
         """The most recent open ``name`` span whose attribute ``key`` is ``value``."""
-        if not self._open.get(name):
-            return None
         return self.find(name, lambda s: (s.attributes or {}).get(key) == value)
 
     def find_near(self, name: str, attr: tuple[str, object] | None = None) -> Span | None:
@@ -110,13 +104,11 @@ class SpanIndex(SpanProcessor):
             for spans in self._open.values():
                 for span_id in [k for k, s in spans.items() if s.context.trace_id == trace_id]:
                     del spans[span_id]
-                    self._size -= 1
 
     def shutdown(self) -> None:
         with self._lock:
             for spans in self._open.values():
                 spans.clear()
-            self._size = 0
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
