@@ -1,10 +1,9 @@
-"""How much the recorder costs the agent's event loop.
+"""What instrumentation costs a whole offline session.
 
-1. Per event: LiveKit metrics events through ``Recorder.record`` (real MeterProvider with
-   the catalogue's Views, span index on) against a baseline handler that only reads the
-   event's type, in the same process.
-2. Per session: offline AgentSessions with instrumentation on and off (alternating, same
-   process): wall time and the worst event-loop lag a 5 ms ticker saw.
+Offline AgentSessions with instrumentation on and off (alternating, same process): wall time
+and the worst event-loop lag a 5 ms ticker saw. The cost per metrics event, against
+LiveKit's own recording, is ``bench_event_cost.py``; event-loop lag under load and per
+backend state is ``bench_faults.py``.
 
 Run: .venv/bin/python bench/bench_recorder.py
 """
@@ -15,85 +14,6 @@ import asyncio
 import statistics
 import sys
 import time
-from typing import Any
-
-from livekit.agents.metrics.base import LLMMetrics, Metadata, TTSMetrics, VADMetrics
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
-from otel_livekit.metrics.pricing import load_prices
-from otel_livekit.metrics.recorder import Recorder
-from otel_livekit.metrics.spans import SpanIndex
-from otel_livekit.metrics.turns import TurnTracker
-
-META = Metadata(model_name="gpt-4o-mini", model_provider="api.openai.com")
-
-
-def events(n: int) -> list[Any]:
-    out: list[Any] = []
-    for i in range(n):
-        sid = f"speech_{i // 3}"
-        out.append(
-            LLMMetrics(
-                label="l",
-                request_id=f"r{i}",
-                timestamp=0.0,
-                duration=0.4,
-                ttft=0.2,
-                cancelled=False,
-                completion_tokens=20,
-                prompt_tokens=400,
-                prompt_cached_tokens=100,
-                total_tokens=420,
-                tokens_per_second=50.0,
-                speech_id=sid,
-                metadata=META,
-            )
-        )
-        out.append(
-            TTSMetrics(
-                label="t",
-                request_id=f"t{i}",
-                timestamp=0.0,
-                ttfb=0.1,
-                duration=0.3,
-                audio_duration=2.0,
-                cancelled=False,
-                characters_count=80,
-                streamed=False,
-                speech_id=sid,
-                metadata=META,
-            )
-        )
-        out.append(
-            VADMetrics(
-                label="v", timestamp=0.0, idle_time=0.0, inference_duration_total=0.05, inference_count=100
-            )
-        )
-    return out  # fmt: skip
-
-
-def per_event(n: int = 20_000) -> tuple[float, float]:
-    batch = events(n // 3)
-    provider = MeterProvider(metric_readers=[InMemoryMetricReader()], views=views())
-    rec = Recorder(Instruments(provider.get_meter(METER_NAME)), load_prices(), SpanIndex())
-    turns = TurnTracker()
-    seen: set[type] = set()
-
-    def baseline(ev: Any, _turns: TurnTracker) -> None:
-        seen.add(type(ev))
-
-    results = {}
-    for name, fn in (("baseline", baseline), ("recorder", rec.record)):
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
-            for ev in batch:
-                fn(ev, turns)
-            best = min(best, time.perf_counter() - t0)
-        results[name] = best / len(batch) * 1e6
-    return results["baseline"], results["recorder"]
 
 
 async def _session(instrumented: bool) -> tuple[float, float]:
@@ -137,12 +57,9 @@ def per_session(rounds: int = 4) -> dict[bool, list[tuple[float, float]]]:
 
 
 def main() -> None:
-    base_us, rec_us = per_event()
     print(f"python {sys.version.split()[0]}")
-    print("| measure | baseline | otel_livekit | ratio |")
+    print("| measure | instrumentation off | on | ratio |")
     print("|---|---|---|---|")
-    label = "µs per metrics event (LLM/TTS/VAD mix; baseline: a no-op handler)"
-    print(f"| {label} | {base_us:.2f} | {rec_us:.2f} | {rec_us / base_us:.0f}x |")
     sessions = per_session()
     off, on = sessions[False], sessions[True]
     wall_off = statistics.median(w for w, _ in off)
