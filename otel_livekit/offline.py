@@ -134,6 +134,9 @@ class OfflineTTS(_Named, tts.TTS):
     """Non-streaming TTS: first audio after ``ttfb`` seconds, ``seconds_per_char`` of
     silence per character (LiveKit wraps it in its StreamAdapter)."""
 
+    chunk_samples = 240
+    """Audio pushed per step (10 ms at 24 kHz)."""
+
     def __init__(
         self,
         *,
@@ -147,6 +150,10 @@ class OfflineTTS(_Named, tts.TTS):
         self.seconds_per_char = seconds_per_char
         self._model = model
         self._provider = provider
+
+    def first_byte_delay(self) -> float:
+        """Seconds before the first audio of a request (a simulation draws it per request)."""
+        return self.ttfb
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -163,13 +170,10 @@ class _OfflineChunkedStream(tts.ChunkedStream):
             num_channels=1,
             mime_type="audio/pcm",
         )
-        await asyncio.sleep(fake.ttfb)
+        await asyncio.sleep(fake.first_byte_delay())
         n_samples = int(24000 * fake.seconds_per_char * max(1, len(self.input_text)))
-        pushed = 0
-        while pushed < n_samples:
-            k = min(240, n_samples - pushed)
-            output_emitter.push(b"\x00\x00" * k)
-            pushed += k
+        for start in range(0, n_samples, fake.chunk_samples):
+            output_emitter.push(b"\x00\x00" * min(fake.chunk_samples, n_samples - start))
             await asyncio.sleep(0)
         output_emitter.flush()
 

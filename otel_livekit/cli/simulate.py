@@ -28,7 +28,6 @@ from livekit.agents import (
     APIConnectOptions,
     function_tool,
     llm,
-    tts,
     utils,
 )
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
@@ -240,30 +239,15 @@ class _SimLLMStream(llm.LLMStream):
 class SimTTS(OfflineTTS):
     """TTFB from the profile; ``1/rate`` seconds of audio per character."""
 
+    chunk_samples = 2400  # 100 ms
+
     def __init__(self, profile: Profile, rng: random.Random) -> None:
         super().__init__(seconds_per_char=1.0 / profile.rate, model=profile.model, provider=profile.provider)
         self.profile = profile
         self.rng = rng
 
-    def synthesize(
-        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
-    ) -> tts.ChunkedStream:
-        return _SimChunkedStream(tts=self, input_text=text, conn_options=conn_options)
-
-
-class _SimChunkedStream(tts.ChunkedStream):
-    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        sim: SimTTS = self._tts  # type: ignore[assignment]
-        output_emitter.initialize(
-            request_id=utils.shortuuid("tts_"), sample_rate=24000, num_channels=1, mime_type="audio/pcm"
-        )
-        await asyncio.sleep(sim.profile.latency.draw(sim.rng))
-        n_samples = int(24000 * sim.seconds_per_char * max(1, len(self.input_text)))
-        chunk = 2400  # 100 ms
-        for start in range(0, n_samples, chunk):
-            output_emitter.push(b"\x00\x00" * min(chunk, n_samples - start))
-            await asyncio.sleep(0)
-        output_emitter.flush()
+    def first_byte_delay(self) -> float:
+        return self.profile.latency.draw(self.rng)
 
 
 class SimSTT(OfflineSTT):
