@@ -55,9 +55,46 @@ class _Named:
 TOOL_TRIGGERS = {"weather": "lookup_weather", "flight": "book_flight"}
 
 
+class _OfflineLLMStream(llm.LLMStream):
+    async def _run(self) -> None:
+        fake: OfflineLLM = self._llm  # type: ignore[assignment]
+        last = self.chat_ctx.items[-1]
+        req_id = utils.shortuuid("chatcmpl_")
+        await asyncio.sleep(fake.ttft)
+        user_text = (last.text_content or "") if last.type == "message" else ""
+        tool = next((t for w, t in fake.tool_triggers.items() if w in user_text), None)
+        if tool is not None:
+            call = llm.FunctionToolCall(
+                name=tool,
+                arguments=json.dumps({"location": "Paris"}),
+                call_id=utils.shortuuid("call_"),
+            )
+            delta = llm.ChoiceDelta(role="assistant", tool_calls=[call])
+            self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
+        else:
+            if last.type == "function_call_output":
+                text = f"The weather is {last.output}"
+            else:
+                text = fake.replies.get(user_text, "I did not catch that.")
+            for i in range(0, len(text), 3):
+                delta = llm.ChoiceDelta(role="assistant", content=text[i : i + 3])
+                self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
+                await asyncio.sleep(0.002)
+        usage = llm.CompletionUsage(
+            completion_tokens=fake.completion_tokens,
+            prompt_tokens=fake.prompt_tokens,
+            prompt_cached_tokens=fake.cached_tokens,
+            total_tokens=fake.prompt_tokens + fake.completion_tokens,
+        )
+        self._event_ch.send_nowait(llm.ChatChunk(id=req_id, usage=usage))
+
+
 class OfflineLLM(_Named, llm.LLM):
     """Streams a canned reply in 3-character chunks after ``ttft`` seconds; calls a tool
     when the user's text contains one of ``tool_triggers`` (``book_flight`` always fails)."""
+
+    stream_type: type[llm.LLMStream] = _OfflineLLMStream
+    """The stream ``chat`` opens (a simulation brings its own)."""
 
     def __init__(
         self,
@@ -93,41 +130,7 @@ class OfflineLLM(_Named, llm.LLM):
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> llm.LLMStream:
         self.requests += 1
-        return _OfflineLLMStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
-
-
-class _OfflineLLMStream(llm.LLMStream):
-    async def _run(self) -> None:
-        fake: OfflineLLM = self._llm  # type: ignore[assignment]
-        last = self.chat_ctx.items[-1]
-        req_id = utils.shortuuid("chatcmpl_")
-        await asyncio.sleep(fake.ttft)
-        user_text = (last.text_content or "") if last.type == "message" else ""
-        tool = next((t for w, t in fake.tool_triggers.items() if w in user_text), None)
-        if tool is not None:
-            call = llm.FunctionToolCall(
-                name=tool,
-                arguments=json.dumps({"location": "Paris"}),
-                call_id=utils.shortuuid("call_"),
-            )
-            delta = llm.ChoiceDelta(role="assistant", tool_calls=[call])
-            self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
-        else:
-            if last.type == "function_call_output":
-                text = f"The weather is {last.output}"
-            else:
-                text = fake.replies.get(user_text, "I did not catch that.")
-            for i in range(0, len(text), 3):
-                delta = llm.ChoiceDelta(role="assistant", content=text[i : i + 3])
-                self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
-                await asyncio.sleep(0.002)
-        usage = llm.CompletionUsage(
-            completion_tokens=fake.completion_tokens,
-            prompt_tokens=fake.prompt_tokens,
-            prompt_cached_tokens=fake.cached_tokens,
-            total_tokens=fake.prompt_tokens + fake.completion_tokens,
-        )
-        self._event_ch.send_nowait(llm.ChatChunk(id=req_id, usage=usage))
+        return self.stream_type(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
 
 
 class OfflineTTS(_Named, tts.TTS):

@@ -30,7 +30,6 @@ from livekit.agents import (
     llm,
     utils,
 )
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
 from ..offline import (
@@ -161,35 +160,10 @@ def plan_calls(calls: int, turns: int, seed: int) -> list[CallPlan]:
     return plans
 
 
-class SimLLM(OfflineLLM):
-    """Replies from the script; TTFT and tokens/s from the profile; fails the first attempt
-    of request number ``fail_request`` with a retryable connection error."""
-
-    def __init__(self, profile: Profile, rng: random.Random, replies: dict[str, str]) -> None:
-        super().__init__(replies, model=profile.model, provider=profile.provider)
-        self.profile = profile
-        self.rng = rng
-        self.fail_request: int | None = None
-
-    def chat(
-        self,
-        *,
-        chat_ctx: llm.ChatContext,
-        tools: list[llm.Tool] | None = None,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
-        tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
-        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
-    ) -> llm.LLMStream:
-        self.requests += 1
-        fail = self.fail_request == self.requests
-        return _SimLLMStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options, fail=fail)
-
-
 class _SimLLMStream(llm.LLMStream):
-    def __init__(self, *args: Any, fail: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fail = fail
+    def __init__(self, sim: SimLLM, **kwargs: Any) -> None:
+        super().__init__(sim, **kwargs)
+        self._fail = sim.fail_request == sim.requests  # opened by chat(), which counted it
 
     async def _run(self) -> None:
         sim: SimLLM = self._llm  # type: ignore[assignment]
@@ -234,6 +208,19 @@ class _SimLLMStream(llm.LLMStream):
             total_tokens=prompt + completion,
         )
         self._event_ch.send_nowait(llm.ChatChunk(id=req_id, usage=usage))
+
+
+class SimLLM(OfflineLLM):
+    """Replies from the script; TTFT and tokens/s from the profile; fails the first attempt
+    of request number ``fail_request`` with a retryable connection error."""
+
+    stream_type = _SimLLMStream
+
+    def __init__(self, profile: Profile, rng: random.Random, replies: dict[str, str]) -> None:
+        super().__init__(replies, model=profile.model, provider=profile.provider)
+        self.profile = profile
+        self.rng = rng
+        self.fail_request: int | None = None
 
 
 class SimTTS(OfflineTTS):
