@@ -163,8 +163,46 @@ class _WorkDir:
 class _ServerProcess:
     """A server subprocess and its work directory, both gone on exit."""
 
-    _workdir: _WorkDir | None = None
-    _proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, what: str, binary: str | None, workdir: Path | None, startup_timeout: float) -> None:
+        """``binary``: the one found (or given); none fails with the install hint."""
+        if binary is None:
+            raise RuntimeError(f"{what} not found: {INSTALL_HINT}")
+        self.binary: str = binary
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.log_path = Path(os.devnull)
+        self._what = what
+        self._workdir_prefix = f"otel-livekit-{what}-"
+        self._workdir_arg = workdir
+        self._workdir: _WorkDir | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _wait_http_ok(self, url: str, poll: float) -> None:
+        """Until ``url`` answers 200; fails with the log's tail if the server exits or the
+        startup timeout passes."""
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                tail = _log_tail(self.log_path)
+                raise RuntimeError(f"{self._what} exited with code {code} during startup; log tail:\n{tail}")
+            try:
+                with _OPENER.open(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self._what} not ready after {self.startup_timeout:.0f}s; "
+                    f"log tail:\n{_log_tail(self.log_path)}"
+                )
+            time.sleep(poll)
+
+    def _open_workdir(self) -> Path:
+        self._workdir = _WorkDir(self._workdir_arg, self._workdir_prefix)
+        return self._workdir.path
 
     def _start(self, args: list[str], *, log: Path, cwd: Path, ready: Callable[[], None],
                env: dict[str, str] | None = None) -> None:  # fmt: skip
@@ -212,17 +250,8 @@ class PhoenixServer(_ServerProcess):
         workdir: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
-        found = binary or phoenix_binary()
-        if found is None:
-            raise RuntimeError(f"phoenix not found: {INSTALL_HINT}")
-        self.binary: str = found
-        self.startup_timeout = startup_timeout
-        self._workdir_arg = workdir
-        self._workdir: _WorkDir | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        super().__init__("phoenix", binary or phoenix_binary(), workdir, startup_timeout)
         self.grpc_port = 0
-        self.log_path = Path(os.devnull)
         self.startup_seconds = 0.0
 
     @property
@@ -236,8 +265,8 @@ class PhoenixServer(_ServerProcess):
         return f"{self.base_url}/v1/traces"
 
     def __enter__(self) -> Self:
-        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-phoenix-")
-        self.log_path = self._workdir.path / "phoenix.log"
+        workdir = self._open_workdir()
+        self.log_path = workdir / "phoenix.log"
         self.port = free_port()
         # gRPC always binds every interface: make sure the port is free there too.
         self.grpc_port = free_port("0.0.0.0")
@@ -251,7 +280,7 @@ class PhoenixServer(_ServerProcess):
                 "PHOENIX_HOST": "127.0.0.1",
                 "PHOENIX_PORT": str(self.port),
                 "PHOENIX_GRPC_PORT": str(self.grpc_port),
-                "PHOENIX_WORKING_DIR": str(self._workdir.path / "data"),
+                "PHOENIX_WORKING_DIR": str(workdir / "data"),
                 # No telemetry, web fonts, WASM download or other internet access.
                 "PHOENIX_TELEMETRY_ENABLED": "false",
                 "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
@@ -263,32 +292,13 @@ class PhoenixServer(_ServerProcess):
             }
         )
         started = time.monotonic()
-        self._start([self.binary, "serve"], log=self.log_path, cwd=self._workdir.path,
+        self._start([self.binary, "serve"], log=self.log_path, cwd=workdir,
                     ready=self._wait_ready, env=env)  # fmt: skip
         self.startup_seconds = time.monotonic() - started
         return self
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise RuntimeError(
-                    f"phoenix exited with code {code} during startup; log tail:\n{_log_tail(self.log_path)}"
-                )
-            try:
-                with _OPENER.open(f"{self.base_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"phoenix not healthy after {self.startup_timeout:.0f}s; "
-                    f"log tail:\n{_log_tail(self.log_path)}"
-                )
-            time.sleep(0.25)
+        self._wait_http_ok(f"{self.base_url}/healthz", poll=0.25)
 
     def fetch_spans(self, project: str) -> list[dict[str, Any]]:
         """All spans in ``project`` now, in storage order ([] if no such project).
@@ -368,18 +378,10 @@ class NginxBasicAuth(_ServerProcess):
         workdir: Path | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
-        found = binary or nginx_binary()
-        if found is None:
-            raise RuntimeError(f"nginx not found: {INSTALL_HINT}")
-        self.binary: str = found
+        super().__init__("nginx", binary or nginx_binary(), workdir, startup_timeout)
         self.upstream = upstream.rstrip("/")
         self.username = username
         self.password = password
-        self.startup_timeout = startup_timeout
-        self._workdir_arg = workdir
-        self._workdir: _WorkDir | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
         self.error_log = Path(os.devnull)
         self.access_log = Path(os.devnull)
 
@@ -442,8 +444,7 @@ http {{
 """
 
     def __enter__(self) -> Self:
-        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-nginx-")
-        prefix = self._workdir.path
+        prefix = self._open_workdir()
         self.port = free_port()
         self.error_log = prefix / "error.log"
         self.access_log = prefix / "access.log"
@@ -519,19 +520,10 @@ class PrometheusServer(_ServerProcess):
         workdir: Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        found = binary or prometheus_binary()
-        if found is None:
-            raise RuntimeError(f"prometheus not found: {INSTALL_HINT}")
-        self.binary: str = found
+        super().__init__("prometheus", binary or prometheus_binary(), workdir, startup_timeout)
         self.targets = list(targets)
         self.rule_files = [Path(p).resolve() for p in rule_files]
         self.scrape_interval = scrape_interval
-        self.startup_timeout = startup_timeout
-        self._workdir_arg = workdir
-        self._workdir: _WorkDir | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.log_path = Path(os.devnull)
 
     @property
     def base_url(self) -> str:
@@ -557,35 +549,21 @@ class PrometheusServer(_ServerProcess):
         return json.dumps(config, indent=2)  # JSON is YAML
 
     def __enter__(self) -> Self:
-        self._workdir = _WorkDir(self._workdir_arg, "otel-livekit-prometheus-")
-        config = self._workdir.path / "prometheus.yml"
+        workdir = self._open_workdir()
+        config = workdir / "prometheus.yml"
         config.write_text(self._config())
-        self.log_path = self._workdir.path / "prometheus.log"
+        self.log_path = workdir / "prometheus.log"
         self.port = free_port()
         self._start(
             [self.binary, f"--config.file={config}",
-             f"--storage.tsdb.path={self._workdir.path / 'data'}",
+             f"--storage.tsdb.path={workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--enable-feature=exemplar-storage"],
-            log=self.log_path, cwd=self._workdir.path, ready=self._wait_ready,
+            log=self.log_path, cwd=workdir, ready=self._wait_ready,
         )  # fmt: skip
         return self
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise RuntimeError(f"prometheus exited with code {code}; log:\n{_log_tail(self.log_path)}")
-            try:
-                with _OPENER.open(f"{self.base_url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus not ready; log:\n{_log_tail(self.log_path)}")
-            time.sleep(0.1)
+        self._wait_http_ok(f"{self.base_url}/-/ready", poll=0.1)
 
     def api(self, path: str, params: dict[str, str] | list[tuple[str, str]]) -> Any:
         """GET ``/api/v1/{path}``; returns ``data``. A bad query raises naming Prometheus's error."""
