@@ -46,6 +46,16 @@ class Console:
             os.write(self.fd, bytes([byte]))
             self.read_until(b"\x00never", 0.05)
 
+    def say_hello_and_quit(self) -> None:
+        """One turn, as a person would: wait for the prompt, type hello, read the agent's
+        reply, Ctrl-C, and the agent exits (its job's shutdown runs)."""
+        assert self.read_until(b"for shortcuts", 30), self.out[-2000:]
+        self.read_until(b"\x00never", 1.0)  # let the session finish starting
+        self.type(b"hello\r")
+        assert self.read_until(b"Hi there", 15), self.out[-2000:]
+        self.type(b"\x03")
+        assert self.wait(30) is not None, self.out[-3000:]
+
     def wait(self, timeout: float) -> int | None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -69,12 +79,7 @@ def test_example_agent_in_a_job_exports_and_flushes_at_shutdown() -> None:
             "OTEL_SERVICE_NAME": "example-agent",
         }
         console = Console(env)
-        assert console.read_until(b"for shortcuts", 30), console.out[-2000:]
-        console.read_until(b"\x00never", 1.0)  # let the session finish starting
-        console.type(b"hello\r")
-        assert console.read_until(b"Hi there", 15), console.out[-2000:]
-        console.type(b"\x03")
-        assert console.wait(30) is not None, console.out[-3000:]
+        console.say_hello_and_quit()
 
         spans = {s.name: (res, s) for res, s in rx.spans()}
         assert {"agent_session", "agent_turn", "llm_request", "job_shutdown"} <= set(spans)
@@ -101,12 +106,7 @@ def test_report_from_the_example_agents_trace_file(tmp_path: Path) -> None:
         "OTEL_SERVICE_NAME": "example-agent",
     }
     console = Console(env)
-    assert console.read_until(b"for shortcuts", 30), console.out[-2000:]
-    console.read_until(b"\x00never", 1.0)
-    console.type(b"hello\r")
-    assert console.read_until(b"Hi there", 15), console.out[-2000:]
-    console.type(b"\x03")
-    assert console.wait(30) is not None, console.out[-3000:]
+    console.say_hello_and_quit()
 
     from otel_livekit.cli.report import write_report
     from otel_livekit.cli.tracefile import read
