@@ -3,8 +3,10 @@ backend, and voice-pipeline metrics, from one call in the entrypoint."""
 
 from __future__ import annotations
 
+from .config import Config, check_config
 from .errors import ConfigurationError
 from .export.backends import BACKENDS
+from .export.headers import mute_sdk_header_warning
 from .metrics.catalogue import CATALOGUE, InstrumentSpec
 from .metrics.pricing import PriceTable, load_prices
 from .sessions.calls import set_call_attributes
@@ -18,9 +20,14 @@ from .telemetry import Telemetry, current, setup_tracing
 
 __version__ = "0.1.0"
 
+# The SDK logs a malformed OTEL_EXPORTER_OTLP_*HEADERS value whole (the secret with it);
+# otel_livekit reports it itself, masked.
+mute_sdk_header_warning()
+
 __all__ = [
     "BACKENDS",
     "CATALOGUE",
+    "Config",
     "ConfigurationError",
     "InstrumentSpec",
     "PriceTable",
@@ -28,6 +35,7 @@ __all__ = [
     "SessionSummary",
     "Telemetry",
     "__version__",
+    "check_config",
     "current",
     "instrument_session",
     "instrumentation_of",

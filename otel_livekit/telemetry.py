@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
-from .errors import ConfigurationError
-from .export.backends import Destination, ExportPlan, FileTarget, resolve_plan
+from .config import Config, SetupArgs, in_job, resolve
+from .export.backends import Destination, ExportPlan, FileTarget
 from .export.deadline import Deadline
 from .export.encoding import YieldingOTLPSpanExporter
 from .export.file import FileMetricExporter, FileSpanExporter
@@ -44,15 +44,17 @@ from .export.health import (
 )
 from .export.prometheus import active_endpoint, prometheus_readers
 from .export.self_metrics import register_self_metrics
-from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter, spool_settings
+from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
+from .installation import Installation
 from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
 from .metrics.livekit_meter import CatalogueMeterProvider
 from .metrics.livekit_views import livekit_views
-from .metrics.pricing import PriceSource, load_prices
+from .metrics.pricing import PriceSource
 from .metrics.recorder import Recorder
 from .metrics.spans import SpanIndex
 from .sessions import features as session_features
 from .sessions import hooks as session_hooks
+from .sessions.langfuse import CallDefaults
 from .sessions.report import ReportCallback
 from .sessions.sampling import WholeCallSampler
 
@@ -181,19 +183,6 @@ class Telemetry:
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
         return f"Telemetry(backend={self.backend!r}, {state}, export_failures={self.export_failures})"
-
-
-def _float_env(env: Mapping[str, str], var: str, default: float) -> float:
-    raw = env.get(var)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{var} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 60:
-        raise ConfigurationError(f"{var} must be between 0 and 60 seconds, got {raw!r}")
-    return value
 
 
 def _resource(
@@ -380,11 +369,12 @@ def setup_tracing(
     spool: bool | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int | None = None,
+    strict: bool | None = None,
     **backend_options: str,
 ) -> Telemetry:
     """Install tracing and metrics for this process and return the handle.
 
-    Every setting has an environment variable (see the README); an argument wins over it.
+    Every setting has an environment variable (docs/configuration.md); an argument wins over it.
     ``backend_options`` are the backend's variables in lower case, e.g.
     ``setup_tracing("langfuse", langfuse_host="https://us.cloud.langfuse.com")``.
     ``span_processors`` and ``metric_readers`` are added beside the backend's (tests, a
@@ -405,8 +395,13 @@ def setup_tracing(
     ``spool``, ``spool_dir`` and ``spool_max_bytes`` (``OTEL_LIVEKIT_SPOOL*``) govern the
     on-disk spool that keeps what the backend cannot take in time.
 
-    Raises ConfigurationError (at setup, never later) for an unknown backend, a missing
-    required variable or a malformed endpoint.
+    Settings are resolved once, before anything is built (:mod:`otel_livekit.config`). A bad
+    setting is handled by ``strict`` (``OTEL_LIVEKIT_STRICT``, default auto): strict — the
+    default outside a LiveKit job — raises ConfigurationError listing every problem and
+    leaves nothing installed; lenient — the default inside a job — logs each problem once at
+    ERROR and uses its default (a destination that cannot work is switched off), so a
+    telemetry mistake never fails the call. ``check_config()`` runs the same resolution at
+    deploy time.
     """
     global _current
     env = os.environ
@@ -420,77 +415,119 @@ def setup_tracing(
             _current = Telemetry("disabled")
             return _current
 
-        plan = resolve_plan(backend, backend_options, env)
-        timeout = (
-            flush_timeout
-            if flush_timeout is not None
-            else _float_env(env, ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT)
-        )
-        resource = _resource(
-            env,
-            plan,
-            service_name=service_name,
-            service_version=service_version,
-            environment=environment,
-            agent_name=agent_name,
-            extra=resource_attributes,
-        )
-
-        price_table = load_prices(prices, env)
-        if instrument_sessions is None:
-            raw = env.get(ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS)
-            instrument_sessions = ev.flag(raw, ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS) is not False
-
-        span_destinations = [plan.backend] if plan.traces is not None else []
-        span_destinations += list(span_exporters or {})
-        if span_processors:
-            span_destinations.append(session_features.PROCESSORS)
-        features, destinations = session_features.configure(
-            env=env, backend=plan.backend, span_destinations=span_destinations, content=content,
-            allow_pii=allow_pii, session_id=session_id, user_id=user_id, trace_name=trace_name,
-            tags=tags, environment=environment, langfuse_mapping=langfuse_mapping,
-            report_dir=report_dir, on_report=on_report, logs=logs,
+        args = SetupArgs(
+            backend=backend, backend_options=backend_options, strict=strict, flush_timeout=flush_timeout,
+            instrument_sessions=instrument_sessions, prices=prices, content=content, allow_pii=allow_pii,
+            span_exporter_names=tuple(span_exporters or {}), has_span_processors=bool(span_processors),
+            session_id=session_id, user_id=user_id, trace_name=trace_name, tags=tags,
+            environment=environment, langfuse_mapping=langfuse_mapping, report_dir=report_dir,
+            has_report_callback=on_report is not None, logs=logs, prometheus_port=prometheus_port,
+            prometheus_host=prometheus_host, prometheus_multiprocess=prometheus_multiprocess,
+            spool=spool, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
         )  # fmt: skip
-
-        spooler = Spooler(spool_settings(env, str(resource.attributes[SERVICE_NAME]), enabled=spool,
-                                         directory=spool_dir, max_bytes=spool_max_bytes))  # fmt: skip
-        health: list[ExportHealth] = []
-        quiet_repeated_exporter_logs()
-        span_index = SpanIndex()
-        tracer_provider = _tracer_provider(plan, resource, span_index, features, health, spooler,
-                                           span_exporters or {}, span_processors)  # fmt: skip
-        dest = plan.traces if isinstance(plan.traces, Destination) else None
-        session_features.install(
-            features, tracer_provider=tracer_provider, resource=resource, env=env, logs=logs,
-            backend=plan.backend, traces_endpoint=dest.endpoint if dest else None,
-            headers=dest.revealed_headers() if dest else None,
-        )  # fmt: skip
-
-        readers = [r for r in (_metric_reader(plan, env, health, spooler),) if r is not None]
-        readers.extend(metric_readers)
-        readers.extend(prometheus_readers(env, port=prometheus_port, host=prometheus_host,
-                                          multiprocess=prometheus_multiprocess))  # fmt: skip
-        meter_provider = CatalogueMeterProvider(
-            resource=resource,
-            metric_readers=readers,
-            views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
-            shutdown_on_exit=False,
-            replaced=REPLACED_LIVEKIT_INSTRUMENTS,
-        )
-
-        # LiveKit must produce content when any span destination takes it; ours strip it elsewhere
-        livekit_pii = features.policy.anywhere(span_destinations)
-        _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
-        recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), price_table, span_index)
-        register_self_metrics(meter_provider.get_meter(METER_NAME), health)
-        session_hooks.install(recorder, auto=instrument_sessions)
-        _current = Telemetry(
-            plan.backend, tracer_provider, meter_provider, health, timeout, recorder, spooler
-        )
+        try:
+            config = resolve(args, env)
+        except Exception as exc:  # a defect in resolution must not fail a call either
+            if strict or (strict is None and not in_job()):
+                raise
+            logger.error("otel_livekit: could not read the configuration (%s); telemetry is off in "
+                         "this process, the agent goes on", type(exc).__name__)  # fmt: skip
+            _current = Telemetry("disabled")
+            return _current
+        config.report()  # strict: raises here, before anything is built
+        installation = Installation()
+        try:
+            _current = _build_and_install(
+                config, installation, env,
+                service_name=service_name, service_version=service_version, agent_name=agent_name,
+                resource_attributes=resource_attributes, metadata=metadata,
+                span_exporters=span_exporters or {}, span_processors=span_processors,
+                metric_readers=metric_readers, on_report=on_report,
+            )  # fmt: skip
+        except Exception as exc:
+            installation.uninstall()
+            if config.strict:
+                raise
+            logger.error("otel_livekit: setup failed (%s: %s); telemetry is off in this process, "
+                         "the agent goes on", type(exc).__name__, exc)  # fmt: skip
+            _current = Telemetry("disabled")
+            return _current
         _current._hook_job_shutdown()
         logger.info("otel_livekit: %r", _current)
-        logger.info("otel_livekit: %s", features.policy.describe(destinations))
+        logger.info("otel_livekit: %s", config.policy.describe(list(config.destinations)))
         return _current
+
+
+def _build_and_install(
+    config: Config,
+    installation: Installation,
+    env: Mapping[str, str],
+    *,
+    service_name: str | None,
+    service_version: str | None,
+    agent_name: str | None,
+    resource_attributes: Mapping[str, AttributeValue] | None,
+    metadata: Mapping[str, AttributeValue] | None,
+    span_exporters: Mapping[str, SpanExporter],
+    span_processors: Sequence[SpanProcessor],
+    metric_readers: Sequence[MetricReader],
+    on_report: ReportCallback | None,
+) -> Telemetry:
+    """Build everything first (each piece registered with ``installation`` so a failure
+    takes it all back), then touch process-wide state last."""
+    plan = config.plan
+    resource = _resource(
+        env, plan, service_name=service_name, service_version=service_version,
+        environment=config.environment, agent_name=agent_name, extra=resource_attributes,
+    )  # fmt: skip
+    mapping = config.langfuse_mapping
+    defaults = CallDefaults(
+        session_id=config.session_id, user_id=config.user_id, trace_name=config.trace_name,
+        environment=config.environment, tags=config.tags,
+        langfuse=mapping if mapping is not None else plan.backend == "langfuse",
+    )  # fmt: skip
+    features = session_features.configure(
+        policy=config.policy, defaults=defaults, report_dir=config.report_dir, on_report=on_report
+    )
+    spooler = Spooler(config.spool)
+    installation.add("spool senders", lambda: spooler.close(timeout=1.0))
+    health: list[ExportHealth] = []
+    quiet_repeated_exporter_logs()
+    span_index = SpanIndex()
+    tracer_provider = _tracer_provider(plan, resource, span_index, features, health, spooler,
+                                       span_exporters, span_processors)  # fmt: skip
+    installation.add("tracer provider", tracer_provider.shutdown)
+    readers: list[MetricReader] = []
+    installation.add("metric readers", lambda: [r.shutdown() for r in readers])
+    readers.extend(r for r in (_metric_reader(plan, env, health, spooler),) if r is not None)
+    readers.extend(prometheus_readers(config.prometheus))
+    meter_provider = CatalogueMeterProvider(
+        resource=resource,
+        metric_readers=[*readers, *metric_readers],
+        views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
+        shutdown_on_exit=False,
+        replaced=REPLACED_LIVEKIT_INSTRUMENTS,
+    )
+    installation.add("meter provider", meter_provider.shutdown)
+    recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), config.prices, span_index)
+    register_self_metrics(meter_provider.get_meter(METER_NAME), health)
+
+    # process-wide state, last: nothing below raises on a good build
+    dest = plan.traces if isinstance(plan.traces, Destination) else None
+    installation.add("per-call features", session_features.uninstall)
+    session_features.install(
+        features, tracer_provider=tracer_provider, resource=resource, env=env, mode=config.logs,
+        backend=plan.backend, traces_endpoint=dest.endpoint if dest else None,
+        headers=dest.revealed_headers() if dest else None,
+    )  # fmt: skip
+    installation.add("session hooks", session_hooks.uninstall)
+    session_hooks.install(recorder, auto=config.instrument_sessions)
+    # LiveKit must produce content when any span destination takes it; ours strip it elsewhere
+    livekit_pii = config.policy.anywhere(config.span_destinations)
+    _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
+    return Telemetry(
+        plan.backend, tracer_provider, meter_provider, health, config.flush_timeout, recorder, spooler
+    )
 
 
 def _install_globals(

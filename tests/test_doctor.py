@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -59,11 +60,10 @@ def test_wrong_langfuse_keys_get_401_and_no_secret_is_printed(langfuse_front: Ng
     }
     result = doctor(env)
     assert result.exit_code == EXIT_AUTH, result.output
-    assert "backend           langfuse  (inferred: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set)" in (
-        result.output
-    )
+    inferred = "(inferred: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set)"
+    assert f"backend{' ' * 33} langfuse  {inferred}" in result.output
     assert "FAIL traces: HTTP 401: credentials rejected" in result.output
-    assert f"LANGFUSE_SECRET_KEY{' ' * 21} <set, {len(WRONG_SECRET)} chars>  (env)" in result.output
+    assert f"LANGFUSE_SECRET_KEY{' ' * 21} <{len(WRONG_SECRET)} chars>  (env)" in result.output
     assert "headers: authorization, x-langfuse-ingestion-version" in result.output
     assert_no_secret(result.output, WRONG_SECRET, LANGFUSE_PUBLIC, f"{LANGFUSE_PUBLIC}:{WRONG_SECRET}")
 
@@ -146,9 +146,54 @@ def test_langfuse_host_without_scheme_is_named_with_its_fix() -> None:
     assert_no_secret(result.output, WRONG_SECRET)
 
 
-def test_sdk_disabled_and_missing_multiproc_dir_are_warned(tmp_path: pytest.TempPathFactory) -> None:
-    missing = f"{tmp_path}/no-such-dir"
-    result = doctor({"OTEL_SDK_DISABLED": "true", "PROMETHEUS_MULTIPROC_DIR": missing}, "--backend", "none")
+def test_sdk_disabled_is_warned_and_a_missing_multiproc_dir_is_made(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    env = {"OTEL_SDK_DISABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(missing)}
+    result = doctor(env, "--backend", "none")
     assert result.exit_code == EXIT_OK, result.output
     assert "warning: OTEL_SDK_DISABLED is set: setup_tracing() installs nothing" in result.output
-    assert f"warning: PROMETHEUS_MULTIPROC_DIR='{missing}' is not an existing directory" in result.output
+    assert f"prometheus                               multiprocess files in {missing}" in result.output
+    assert missing.is_dir()
+
+
+SECRET_HEADER = "Bearer s3cr3t-doctor-token"
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("OTEL_LIVEKIT_LOGS", "otel"),
+    ("OTEL_LIVEKIT_FLUSH_TIMEOUT", "two"),
+    ("OTEL_LIVEKIT_SPOOL_MAX_BYTES", "64MB"),
+    ("OTEL_LIVEKIT_PROMETHEUS_PORT", "abc"),
+    ("OTEL_LIVEKIT_CONTENT", "langfsue"),
+    ("PROMETHEUS_MULTIPROC_DIR", "{file}/metrics"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization: {SECRET_HEADER}"),
+    ("OTEL_LIVEKIT_STRICT", "maybe"),
+])  # fmt: skip
+def test_each_bad_setting_fails_doctor_naming_its_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """The values a call would otherwise meet first in a job: doctor resolves the same
+    configuration as setup_tracing() and exits 2 naming the variable."""
+    (tmp_path / "file").write_text("")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_LIVEKIT_SPOOL": "false",
+           variable: value.format(file=tmp_path / "file")}  # fmt: skip
+    result = doctor(env)
+    assert result.exit_code == EXIT_CONFIG, result.output
+    failures = [line for line in result.output.splitlines() if line.startswith("FAIL configuration: ")]
+    assert len(failures) == 1 and failures[0].startswith(f"FAIL configuration: {variable}"), result.output
+    assert_no_secret(result.output, SECRET_HEADER, "s3cr3t")
+
+
+def test_doctor_prints_each_value_with_its_source_and_the_content_policy() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+           "OTEL_LIVEKIT_SPOOL": "false", "OTEL_LIVEKIT_FLUSH_TIMEOUT": "3.5",
+           "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc%20def"}  # fmt: skip
+    result = doctor(env)
+    assert result.exit_code == EXIT_UNREACHABLE, result.output
+    lines = result.output.splitlines()
+    assert "OTEL_LIVEKIT_FLUSH_TIMEOUT               '3.5'  (env)" in lines
+    assert "OTEL_EXPORTER_OTLP_HEADERS               x-api-key= <9 chars>  (env)" in lines
+    assert "flush deadline                           3.5 s" in lines
+    assert any(line.startswith("content") and "goes to no destination (default" in line for line in lines)
+    assert "outage spool                             off" in lines
+    assert "abc def" not in result.output and "abc%20def" not in result.output

@@ -18,11 +18,26 @@ def test_every_backend_and_its_variables_are_in_the_readme() -> None:
             assert f"`{var.rstrip('*')}`" in row, (backend.name, var)
 
 
-def test_every_otel_livekit_variable_is_in_the_readme() -> None:
-    names = [v for k, v in vars(ev).items() if k.startswith("OTEL_LIVEKIT_")]
-    assert len(names) >= 6
-    for name in names:
-        assert f"`{name}`" in README, name
+def test_every_variable_the_package_reads_is_declared_and_documented() -> None:
+    """Every OTEL_*/PROMETHEUS_* name in the package's source is in config.SETTINGS, and
+    docs/configuration.md's table is the one generated from SETTINGS."""
+    import re
+
+    from otel_livekit.config import SETTINGS, settings_markdown
+
+    package = Path(__file__).resolve().parents[1] / "otel_livekit"
+    source = "\n".join(p.read_text() for p in package.rglob("*.py"))
+    used = set(re.findall(r"\"((?:OTEL|PROMETHEUS)_[A-Z_]+)\"", source))
+    declared = {s.variable for s in SETTINGS}
+    assert used - declared == set(), "declare these in otel_livekit/config.py SETTINGS"
+    assert {v for k, v in vars(ev).items() if k.isupper() and isinstance(v, str)} <= declared | {
+        "LIVEKIT_TELEMETRY_ALLOW_PII"
+    }
+    docs = (package.parent / "docs" / "configuration.md").read_text()
+    start = docs.index("\n", docs.index("<!-- settings:start")) + 1
+    assert docs[start : docs.index("<!-- settings:end -->")] == settings_markdown(), (
+        "run `otel-livekit settings` into docs/configuration.md"
+    )
 
 
 def test_readme_has_the_two_setup_commands() -> None:

@@ -249,3 +249,60 @@ def test_livekit_meter_gets_no_ops_only_for_what_the_catalogue_replaces() -> Non
     assert list(points) == ["lk.agents.turn.e2e_latency"]
     (point,) = points["lk.agents.turn.e2e_latency"]
     assert (point.count, point.sum, dict(point.attributes or {})) == (1, 0.3, {"model_name": "m"})
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_build_that_fails_half_way_takes_everything_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, strict: bool
+) -> None:
+    """A metric reader already registered elsewhere (the SDK refuses it): the tracer provider
+    and its export thread are already built when the meter provider fails. Nothing may stay
+    behind, and a second setup must work."""
+    import threading
+
+    from livekit.agents import AgentSession
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    original_start = AgentSession.start
+    reused = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reused], shutdown_on_exit=False)
+    with OtlpReceiver() as rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        threads = set(threading.enumerate())
+        if strict:
+            with pytest.raises(Exception, match="registered already"):
+                setup_tracing("otlp", metric_readers=[reused], strict=True)
+            assert otel_livekit.current() is None
+        else:
+            with caplog.at_level(logging.ERROR, logger="otel_livekit"):
+                handle = setup_tracing("otlp", metric_readers=[reused], strict=False)
+            assert not handle.enabled
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len(errors) == 1, errors
+            assert errors[0].startswith("otel_livekit: setup failed (Exception: "), errors
+        assert set(threading.enumerate()) - threads == set()
+        assert AgentSession.start is original_start
+        assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        if not strict:
+            return
+        again = setup_tracing("otlp")
+        assert again.enabled and again.backend == "otlp"
+        emit_one_span("after-a-failed-setup")
+        assert again.force_flush(timeout=5)
+        assert "after-a-failed-setup" in {s.name for _, s in rx.spans()}
+
+
+def test_check_config_lists_every_problem_and_installs_nothing() -> None:
+    from otel_livekit import check_config
+
+    env = {"OTEL_LIVEKIT_FLUSH_TIMEOUT": "two", "OTEL_LIVEKIT_LOGS": "otel", "OTEL_LIVEKIT_BACKEND": "none"}
+    with pytest.raises(ConfigurationError) as err:
+        check_config(env)
+    assert str(err.value).splitlines() == [
+        "otel_livekit configuration: 2 problem(s):",
+        "  OTEL_LIVEKIT_FLUSH_TIMEOUT='two': must be a number of seconds, got 'two'; using the default (2)",
+        "  OTEL_LIVEKIT_LOGS='otel': must be one of ids, otlp, none, got 'otel'; using the default (ids)",
+    ]
+    assert otel_livekit.current() is None
+    config = check_config({"OTEL_LIVEKIT_FLUSH_TIMEOUT": "3"}, backend="none")
+    assert config.flush_timeout == 3.0 and config.plan.backend == "none" and config.problems == ()

@@ -1,5 +1,6 @@
 """``otel-livekit``: the command line — ``demo`` (simulated calls), ``report`` (trace file
-to HTML), ``doctor`` (check the configuration against the backend), ``catalogue``."""
+to HTML), ``doctor`` (check the configuration against the backend), ``catalogue``,
+``settings``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def catalogue() -> None:
     from ..metrics.catalogue import markdown_table
 
     click.echo(markdown_table(), nl=False)
+
+
+@main.command()
+def settings() -> None:
+    """Print every setting (variable, value, default, meaning) as docs/configuration.md's table."""
+    from ..config import settings_markdown
+
+    click.echo(settings_markdown(), nl=False)
 
 
 main.add_command(demo)

@@ -1,6 +1,6 @@
 """``otel-livekit doctor``: show the resolved configuration and where each value came
 from, send one test span (and one metric point) the way the exporters would, and explain
-the answer. Secrets are never printed: keys and header values show as ``<set, N chars>``.
+the answer. Secrets are never printed: keys and header values show as their length, ``<N chars>``.
 
 Exit codes (the first failing check wins; warnings alone exit 0):
   0 ok · 2 configuration error · 3 rejected credentials (401/403) · 4 wrong path (404/405)
@@ -28,11 +28,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util.re import parse_env_headers
 
 from .. import environment_variables as ev
-from ..errors import ConfigurationError
-from ..export.backends import BACKENDS, DEFAULT_BACKEND, Destination, ExportPlan, FileTarget, resolve_plan
+from ..config import SETTINGS, Config, SetupArgs, is_secret, resolve, shown
+from ..export.backends import Destination, ExportPlan, FileTarget, infer_backend
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -43,9 +42,6 @@ EXIT_TIMEOUT = 6
 EXIT_TLS = 7
 EXIT_OTHER = 8
 
-_SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "HEADERS")
-
-
 @dataclass(frozen=True)
 class Check:
     signal: str
@@ -53,12 +49,6 @@ class Check:
     code: int
     verdict: str
     advice: str
-
-
-def _masked(var: str, value: str) -> str:
-    if any(m in var.upper() for m in _SECRET_MARKERS):
-        return f"<set, {len(value)} chars>"
-    return _safe_url(value) if "://" in value else value
 
 
 def _safe_url(url: str) -> str:
@@ -71,17 +61,22 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def _backend_source(backend: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+def _shown(var: str, value: str) -> str:
+    text = shown(var, value)
+    return _safe_url(value) if "://" in value and not is_secret(var) else text
+
+
+def _backend_source(backend: str | None, env: Mapping[str, str]) -> str:
     if backend:
-        return backend, "argument --backend"
+        return "argument --backend"
     if env.get(ev.OTEL_LIVEKIT_BACKEND):
-        return env[ev.OTEL_LIVEKIT_BACKEND], f"env {ev.OTEL_LIVEKIT_BACKEND}"
-    if env.get(ev.LANGFUSE_PUBLIC_KEY) and env.get(ev.LANGFUSE_SECRET_KEY):
-        return "langfuse", f"inferred: {ev.LANGFUSE_PUBLIC_KEY} and {ev.LANGFUSE_SECRET_KEY} are set"
-    for var in (ev.OTEL_EXPORTER_OTLP_ENDPOINT, ev.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT):
-        if env.get(var):
-            return "otlp", f"inferred: {var} is set"
-    return DEFAULT_BACKEND, "default (nothing configured)"
+        return f"env {ev.OTEL_LIVEKIT_BACKEND}"
+    endpoint = next((v for v in (ev.OTEL_EXPORTER_OTLP_ENDPOINT, ev.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+                     if env.get(v)), "an OTLP endpoint")  # fmt: skip
+    return {
+        "langfuse": f"inferred: {ev.LANGFUSE_PUBLIC_KEY} and {ev.LANGFUSE_SECRET_KEY} are set",
+        "otlp": f"inferred: {endpoint} is set",
+    }.get(infer_backend(env), "default (nothing configured)")
 
 
 def warnings(env: Mapping[str, str]) -> list[str]:
@@ -93,12 +88,6 @@ def warnings(env: Mapping[str, str]) -> list[str]:
             out.append(f"{var}={value!r} has no scheme: set it to 'https://{value}'")
     if ev.is_true(env.get(ev.OTEL_SDK_DISABLED)):
         out.append(f"{ev.OTEL_SDK_DISABLED} is set: setup_tracing() installs nothing while it is true")
-    multiproc = env.get(ev.PROMETHEUS_MULTIPROC_DIR)
-    if multiproc is not None and not Path(multiproc).is_dir():
-        out.append(
-            f"{ev.PROMETHEUS_MULTIPROC_DIR}={multiproc!r} is not an existing directory: "
-            "prometheus-client fails in job processes; create it before the worker starts"
-        )
     metrics = env.get(ev.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "")
     if metrics.rstrip("/").endswith("/traces"):
         out.append(
@@ -113,11 +102,14 @@ def warnings(env: Mapping[str, str]) -> list[str]:
     return out
 
 
-def _headers(dest: Destination, signal: str, env: Mapping[str, str]) -> dict[str, str]:
+def _headers(dest: Destination, signal: str, config: Config) -> dict[str, str]:
+    """What the exporter sends: the preset's headers, else the signal's variable, else the
+    general one (parsed the one way, malformed entries already reported as problems)."""
     if dest.headers:
         return dest.revealed_headers() or {}
-    raw = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS")
-    return dict(parse_env_headers(raw or "", liberal=True))
+    specific = config.headers.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS")
+    chosen = specific if specific is not None else config.headers.get(ev.OTEL_EXPORTER_OTLP_HEADERS, {})
+    return {k: v.reveal() for k, v in chosen.items()}
 
 
 def _test_span(resource: Resource) -> bytes:
@@ -220,31 +212,20 @@ def doctor(backend: str | None, timeout: float) -> None:
 
 def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int:
     echo = click.echo
-    name, why = _backend_source(backend, env)
-    echo(f"backend           {name}  ({why})")
+    config = resolve(SetupArgs(backend=backend), env, inside_job=False)
+    plan = config.plan
+    echo(f"{'backend':<40} {plan.backend}  ({_backend_source(backend, env)})")
+    _print_settings(config, env)
     notes = warnings(env)
-    sources: dict[str, str] = {}
-    try:
-        plan = resolve_plan(backend, {}, env, sources)
-    except ConfigurationError as exc:
+    if config.problems:
         for note in notes:
             echo(f"warning: {note}")
-        echo(f"FAIL configuration: {exc}")
+        for problem in config.problems:
+            echo(f"FAIL configuration: {problem}")
+        echo(f"in a LiveKit job each of these is logged once at ERROR and its default used; "
+             f"outside a job (or with {ev.OTEL_LIVEKIT_STRICT}=true) setup_tracing() raises")  # fmt: skip
+        echo(f"exit {EXIT_CONFIG}")
         return EXIT_CONFIG
-    spec = BACKENDS[plan.backend]
-    shown = {v.rstrip("*") for v in spec.env_vars if not v.startswith("OTEL_EXPORTER_OTLP_{")}
-    for var in sorted(shown | set(sources)):
-        source = sources.get(var)
-        if source == "env":
-            echo(f"{var:<40} {_masked(var, env[var])}  (env)")
-        elif source == "default":
-            echo(f"{var:<40} (built-in default)")
-        else:
-            echo(f"{var:<40} (not set)")
-    service = env.get(ev.OTEL_SERVICE_NAME)
-    echo(f"{ev.OTEL_SERVICE_NAME:<40} {service or 'livekit-agent'}  ({'env' if service else 'default'})")
-    pii = env.get(ev.OTEL_LIVEKIT_ALLOW_PII) or env.get("LIVEKIT_TELEMETRY_ALLOW_PII")
-    echo(f"{'allow_pii':<40} {pii or 'true'}  ({'env' if pii else 'LiveKit default'})")
 
     checks: list[Check] = []
     resource = _resource(plan, env)
@@ -256,11 +237,11 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
             echo(f"{signal:<8} printed to stderr (console): nothing to send")
             continue
         if isinstance(dest, FileTarget):
-            folder = Path(dest.path).resolve().parent
-            ok = os.access(folder if folder.exists() else folder.parent, os.W_OK)
-            echo(f"{signal:<8} file {dest.path}: {'writable' if ok else 'NOT writable'}")
-            if not ok:
-                checks.append(Check(signal, dest.path, EXIT_OTHER, "file not writable", "fix the directory"))
+            unwritable = _file_problem(dest.path)
+            echo(f"{signal:<8} file {dest.path}: {unwritable or 'opens for append'}")
+            if unwritable:
+                checks.append(Check(signal, dest.path, EXIT_OTHER, f"file not writable ({unwritable})",
+                                    f"fix {ev.OTEL_LIVEKIT_FILE_PATH} or the directory's permissions"))
             continue
         assert isinstance(dest, Destination)
         if signal == "traces":
@@ -269,7 +250,7 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
         else:
             url = OTLPMetricExporter(endpoint=dest.endpoint)._endpoint
             body = _test_metric(resource)
-        headers = _headers(dest, signal, env)
+        headers = _headers(dest, signal, config)
         names = ", ".join(sorted(headers)) or "none"
         echo(f"{signal:<8} {_safe_url(url)}  ({_endpoint_source(dest, signal, env)}; headers: {names})")
         ca = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE") or env.get(
@@ -287,6 +268,47 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
             code = check.code
     echo(f"exit {code}")
     return code
+
+
+def _print_settings(config: Config, env: Mapping[str, str]) -> None:
+    """Every variable that is set (secrets masked), then what setup resolved from them."""
+    echo = click.echo
+    for setting in SETTINGS:
+        var = setting.variable
+        if var in env:
+            echo(f"{var:<40} {_shown(var, env[var])}  ({config.sources.get(var, 'env')})")
+    for var, source in sorted(config.sources.items()):
+        if source == "default" and var not in env:
+            echo(f"{var:<40} (built-in default)")
+    service = env.get(ev.OTEL_SERVICE_NAME) or "livekit-agent"
+    prometheus = config.prometheus
+    echo(f"{'service':<40} {service}")
+    echo(f"{'flush deadline':<40} {config.flush_timeout:g} s")
+    echo(f"{'content':<40} {config.policy.describe(config.destinations)}")
+    echo(f"{'logs':<40} {config.logs}")
+    spool = config.spool
+    echo(f"{'outage spool':<40} "
+         + (f"{spool.root} (cap {spool.max_bytes} bytes)" if spool.enabled else "off"))  # fmt: skip
+    if prometheus is None:
+        echo(f"{'prometheus':<40} off")
+    else:
+        folder = prometheus.multiprocess_dir
+        where = [f"multiprocess files in {folder}"] if folder else []
+        if prometheus.port is not None:
+            where.append(f"http://{prometheus.host}:{prometheus.port}/metrics")
+        echo(f"{'prometheus':<40} {'; '.join(where)}")
+
+
+def _file_problem(path: str) -> str | None:
+    """Open the file for append as the exporter will (creating its directory): the real
+    answer, where ``os.access`` says yes to root on a read-only mount."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
 
 
 def _endpoint_source(dest: Destination, signal: str, env: Mapping[str, str]) -> str:

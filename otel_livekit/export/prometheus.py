@@ -16,7 +16,6 @@ instruments); the sink only turns collected points into Prometheus samples, name
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
+from ..writable import writable_directory
 from .prometheus_families import Family, convert, to_prometheus
 from .prometheus_files import MultiprocessFiles
 
@@ -220,22 +220,31 @@ def _parse_port(raw: str, var: str) -> int:
     try:
         port = int(raw.strip())
     except ValueError:
-        raise ConfigurationError(f"{var} must be a TCP port number, got {raw!r}") from None
+        raise ConfigurationError(f"{var} must be a TCP port number, got {raw!r}", variable=var) from None
     if not 0 <= port <= 65535:
-        raise ConfigurationError(f"{var} must be between 0 and 65535, got {raw!r}")
+        raise ConfigurationError(f"{var} must be between 0 and 65535, got {raw!r}", variable=var)
     return port
 
 
-def prometheus_readers(
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """The sink setup adds: multiprocess files (``multiprocess_dir``) and/or a standalone port."""
+
+    multiprocess_dir: str | None
+    port: int | None
+    host: str
+
+
+def prometheus_settings(
     env: Mapping[str, str],
     *,
     port: int | None = None,
     host: str | None = None,
     multiprocess: bool | None = None,
-) -> list[MetricReader]:
-    """The Prometheus sink ``setup_tracing()`` adds, if any: on when LiveKit's multiprocess
-    mode is on (``PROMETHEUS_MULTIPROC_DIR``) unless switched off, and when a standalone
-    port is given. Raises ConfigurationError naming the variable to fix."""
+) -> PrometheusSettings | None:
+    """On when LiveKit's multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``) unless
+    switched off, and when a standalone port is given; None: no sink. Raises
+    ConfigurationError naming the variable to fix."""
     if port is None and (raw_port := env.get(ev.OTEL_LIVEKIT_PROMETHEUS_PORT, "").strip()):
         port = _parse_port(raw_port, ev.OTEL_LIVEKIT_PROMETHEUS_PORT)
     elif port is not None and not 0 <= port <= 65535:
@@ -251,16 +260,18 @@ def prometheus_readers(
         if directory is None:
             raise ConfigurationError(
                 f"{ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS} is on but {ev.PROMETHEUS_MULTIPROC_DIR} "
-                "is not set: set it (LiveKit's prometheus_multiproc_dir does) or turn multiprocess off"
+                "is not set: set it (LiveKit's prometheus_multiproc_dir does) or turn multiprocess off",
+                variable=ev.OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS,
             )
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as err:
-            raise ConfigurationError(
-                f"{ev.PROMETHEUS_MULTIPROC_DIR}={directory!r} is not usable: {err}"
-            ) from None
-        if not os.access(directory, os.W_OK):
-            raise ConfigurationError(f"{ev.PROMETHEUS_MULTIPROC_DIR}={directory!r} is not writable")
+        writable_directory(directory, ev.PROMETHEUS_MULTIPROC_DIR)
     if not multiprocess and port is None:
+        return None
+    return PrometheusSettings(directory if multiprocess else None, port, host)
+
+
+def prometheus_readers(settings: PrometheusSettings | None) -> list[MetricReader]:
+    """The Prometheus sink ``setup_tracing()`` adds, if any."""
+    if settings is None:
         return []
-    return [PrometheusSink(multiprocess_dir=directory if multiprocess else None, port=port, host=host)]
+    sink = PrometheusSink(multiprocess_dir=settings.multiprocess_dir, port=settings.port, host=settings.host)
+    return [sink]

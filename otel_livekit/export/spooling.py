@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
+from ..writable import writable_directory
 from .encoding import encode_spans_yielding
 from .health import ExportHealth, metric_points
 from .outbox import RETRYABLE, Outbox, Outcome, Wire
@@ -76,12 +77,16 @@ def spool_settings(
             max_bytes = int(raw_max) if raw_max else DEFAULT_MAX_BYTES
         except ValueError:
             raise ConfigurationError(
-                f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be a whole number of bytes, got {raw_max!r}"
+                f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be a whole number of bytes, got {raw_max!r}",
+                variable=ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES,
             ) from None
     if max_bytes <= 0:
-        raise ConfigurationError(f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be positive, got {max_bytes}")
+        raise ConfigurationError(f"{ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES} must be positive, got {max_bytes}",
+                                 variable=ev.OTEL_LIVEKIT_SPOOL_MAX_BYTES)  # fmt: skip
     given = directory or env.get(ev.OTEL_LIVEKIT_SPOOL_DIR)
     root = Path(given).expanduser() if given else default_root(service, env)
+    if enabled and given:
+        writable_directory(root, ev.OTEL_LIVEKIT_SPOOL_DIR if not directory else "spool_dir=")
     return SpoolSettings(enabled, root, max_bytes, explicit_dir=bool(given))
 
 
@@ -125,11 +130,6 @@ class Spooler:
         try:
             spool = SpoolDir(directory, self.settings.max_bytes, on_evicted=lambda n: health.add(dropped=n))
         except OSError as exc:
-            if self.settings.explicit_dir:
-                raise ConfigurationError(
-                    f"cannot create the spool directory {directory} ({exc.strerror}): "
-                    f"fix {ev.OTEL_LIVEKIT_SPOOL_DIR} or set {ev.OTEL_LIVEKIT_SPOOL}=false"
-                ) from None
             logger.warning("otel_livekit: no spool (%s: %s); set %s to a writable directory",
                            directory, exc.strerror, ev.OTEL_LIVEKIT_SPOOL_DIR)  # fmt: skip
             return None
@@ -141,6 +141,13 @@ class Spooler:
     def cut_at(self, when: float | None) -> None:
         for box in self.outboxes:
             box.cut_at(when)
+
+    def close(self, timeout: float) -> None:
+        """Stop every sender thread (a setup taken back); unsent batches stay spooled."""
+        for box in self.outboxes:
+            box.close()
+        for box in self.outboxes:
+            box.join(timeout / max(1, len(self.outboxes)))
 
 
 def _note(directory: Path, error: str) -> str:

@@ -150,6 +150,11 @@ def resolve_policy(
         return ContentPolicy(
             frozenset({ALL}), genai_kind, ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
         )
+    return default_policy()
+
+
+def default_policy() -> ContentPolicy:
+    """No content anywhere: the package default, and what a bad content setting falls back to."""
     return ContentPolicy(frozenset(), NO_CONTENT, "default")
 
 

@@ -4,9 +4,8 @@ and attaches them to each session (one call from the session instrumentation).""
 from __future__ import annotations
 
 import logging
-import os
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from .. import environment_variables as ev
 from .. import semconv as sc
 from .calls import call_info, job_info, session_starting
-from .content import ContentPolicy, DestinationExporter, DestinationProcessor, resolve_policy
+from .content import ContentPolicy, DestinationExporter, DestinationProcessor
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
-from .logs import CallLogs, log_exporter, log_mode
+from .logs import CallLogs, log_exporter
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
 
@@ -54,52 +52,20 @@ _current: SessionFeatures | None = None
 
 def configure(
     *,
-    env: Mapping[str, str],
-    backend: str,
-    span_destinations: Sequence[str],
-    content: str | bool | Sequence[str] | None,
-    allow_pii: bool | None,
-    session_id: str | None,
-    user_id: str | None,
-    trace_name: str | None,
-    tags: Sequence[str] | None,
-    environment: str | None,
-    langfuse_mapping: bool | None,
-    report_dir: str | os.PathLike[str] | None,
+    policy: ContentPolicy,
+    defaults: CallDefaults,
+    report_dir: Path | None,
     on_report: ReportCallback | None,
-    logs: str | None,
-) -> tuple[SessionFeatures, list[str]]:
-    """Validate everything up front (a bad value fails setup, naming its variable)."""
-    policy = resolve_policy(content, allow_pii, env)
-    mode = log_mode(logs, env)
-    directory = report_dir or env.get(ev.OTEL_LIVEKIT_REPORT_DIR) or None
-    destinations = list(span_destinations)
-    if mode == "otlp":
-        destinations.append(LOGS)
-    if directory or on_report:
-        destinations.append(REPORT)
-    policy.check(destinations)
-    if langfuse_mapping is None:
-        langfuse_mapping = ev.flag(
-            env.get(ev.OTEL_LIVEKIT_LANGFUSE_MAPPING), ev.OTEL_LIVEKIT_LANGFUSE_MAPPING
-        )
-    raw_tags = tags if tags is not None else (env.get(ev.OTEL_LIVEKIT_TAGS) or "").split(",")
-    defaults = CallDefaults(
-        session_id=session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,
-        user_id=user_id or env.get(ev.OTEL_LIVEKIT_USER_ID) or None,
-        trace_name=trace_name or env.get(ev.OTEL_LIVEKIT_TRACE_NAME) or None,
-        environment=environment or env.get(ev.OTEL_LIVEKIT_ENVIRONMENT) or None,
-        tags=tuple(t.strip() for t in raw_tags if t.strip()),
-        langfuse=langfuse_mapping if langfuse_mapping is not None else backend == "langfuse",
-    )
+) -> SessionFeatures:
+    """From the resolved configuration (checked there); builds, installs nothing."""
     features = SessionFeatures(policy, defaults, CallAttributesProcessor(defaults))
     features.sinks = ReportSinks(
-        report_dir=Path(directory) if directory else None,
+        report_dir=report_dir,
         callback=on_report,
         report_rule=policy.rule(REPORT),
         logs_rule=policy.rule(LOGS),
     )
-    return features, destinations
+    return features
 
 
 def install(
@@ -108,13 +74,12 @@ def install(
     tracer_provider: TracerProvider,
     resource: Resource,
     env: Mapping[str, str],
-    logs: str | None,
+    mode: str,
     backend: str,
     traces_endpoint: str | None,
     headers: dict[str, str] | None,
 ) -> None:
     global _current
-    mode = log_mode(logs, env)
     exporter = log_exporter(env, traces_endpoint, headers, backend) if mode == "otlp" else None
     features.logs = CallLogs(mode, tracer_provider, resource, exporter, features.policy.rule(LOGS))
     if features.logs.provider is not None:

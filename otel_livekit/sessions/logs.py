@@ -26,22 +26,30 @@ _QUIET = ("opentelemetry", "urllib3", "requests")
 def log_mode(value: str | None, env: Mapping[str, str]) -> str:
     raw = (value or env.get(ev.OTEL_LIVEKIT_LOGS) or "ids").strip().lower()
     if raw not in LOG_MODES:
-        raise ConfigurationError(f"{ev.OTEL_LIVEKIT_LOGS} must be one of {', '.join(LOG_MODES)}, got {raw!r}")
+        var = "logs=" if value else ev.OTEL_LIVEKIT_LOGS
+        raise ConfigurationError(f"{var} must be one of {', '.join(LOG_MODES)}, got {raw!r}",
+                                 variable=None if value else var)  # fmt: skip
     return raw
+
+
+def logs_endpoint_problem(env: Mapping[str, str], backend: str, traces: object) -> str | None:
+    """Why ``otlp`` logs would have nowhere to go, or None."""
+    if env.get(ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) or env.get(ev.OTEL_EXPORTER_OTLP_ENDPOINT):
+        return None
+    endpoint = getattr(traces, "endpoint", None)
+    if backend != "langfuse" and endpoint and endpoint.endswith("/v1/traces"):
+        return None
+    return f"needs {ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT} (the {backend!r} backend takes no OTLP logs)"
 
 
 def log_exporter(env: Mapping[str, str], traces_endpoint: str | None, headers: dict[str, str] | None,
                  backend: str) -> LogRecordExporter:  # fmt: skip
     """The SDK resolves ``OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT`` itself; without them an OTLP
-    backend's base is reused (Langfuse takes no logs, so it needs the variable)."""
+    backend's base is reused (Langfuse takes no logs; the configuration checked that)."""
     if env.get(ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) or env.get(ev.OTEL_EXPORTER_OTLP_ENDPOINT):
         return OTLPLogExporter()
-    if backend != "langfuse" and traces_endpoint and traces_endpoint.endswith("/v1/traces"):
-        return OTLPLogExporter(endpoint=traces_endpoint[: -len("traces")] + "logs", headers=headers)
-    raise ConfigurationError(
-        f"{ev.OTEL_LIVEKIT_LOGS}=otlp needs {ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT} (the "
-        f"{backend!r} backend takes no OTLP logs)"
-    )
+    assert traces_endpoint is not None
+    return OTLPLogExporter(endpoint=traces_endpoint[: -len("traces")] + "logs", headers=headers)
 
 
 class ContentLogFilter(LogRecordProcessor):
