@@ -343,9 +343,10 @@ class _Resolution:
 
 
 def _remote_default(setting: Setting) -> bool:
-    """A bad self-hosted URL must not fall back to the vendor's cloud (the data, and the keys,
-    would go to a host the user never chose): the destination is switched off instead."""
-    return setting.default_text.startswith("https://")
+    """A bad URL switches its destination off rather than falling back to a default: a
+    self-hosted host must not become the vendor's cloud (the data and the keys would go
+    where the user never chose), nor a bad OTLP endpoint the console."""
+    return setting.type_name == "URL"
 
 
 def _flag(env: Mapping[str, str], var: str, *, auto: bool = False) -> bool | None:
@@ -403,7 +404,13 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
         return resolve_plan(a.backend, a.backend_options, e, sources)
 
     backend_name = (a.backend or env.get(ev.OTEL_LIVEKIT_BACKEND) or "").strip() or None
-    plan = r.section(plan_of, lambda: ExportPlan("none", None), ev.OTEL_LIVEKIT_BACKEND,
+    def no_traces() -> ExportPlan:  # metrics still go to OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+        try:
+            return resolve_plan("none", {}, env)
+        except ConfigurationError:
+            return ExportPlan("none", None)
+
+    plan = r.section(plan_of, no_traces, ev.OTEL_LIVEKIT_BACKEND,
                      f"trace export{' to ' + backend_name if backend_name else ''} switched off "
                      "(metrics and Prometheus keep working)")  # fmt: skip
     if a.backend is None and ev.OTEL_LIVEKIT_BACKEND in env:

@@ -82,3 +82,26 @@ def test_strict_in_a_job_fails_the_setup_as_asked(tmp_path: Path) -> None:
     assert not answered
     text = "\n".join(lines)
     assert "ConfigurationError" in text and "OTEL_LIVEKIT_LOGS" in text, text[-3000:]
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"OTEL_LIVEKIT_BACKEND": "langfuse", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}, "LANGFUSE_PUBLIC_KEY"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:4318/v1/traces"},
+     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+])  # fmt: skip
+def test_a_destination_that_cannot_work_is_switched_off_and_metrics_go_on(
+    tmp_path: Path, settings: dict[str, str], named: str
+) -> None:
+    """Missing Langfuse keys, an endpoint without a scheme: no trace export (never a
+    fallback host), one ERROR saying so, the call answered, the metrics delivered."""
+    with OtlpReceiver() as rx:
+        metrics_to = {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{rx.url}/v1/metrics"}
+        lines, answered = _job(tmp_path, rx, {**settings, **metrics_to})
+        spans = list(rx.spans())
+        metrics = {m.name: m for _, m in rx.metrics()}
+    assert answered, lines
+    assert spans == []
+    assert [p.as_int for p in metrics["voice_agent.sessions.started"].sum.data_points] == [1]
+    errors = [line for line in lines if line.startswith("ERROR otel_livekit")]
+    assert len(errors) == 1 and named in errors[0] and "trace export" in errors[0], errors
+    assert "switched off (metrics and Prometheus keep working)" in errors[0]

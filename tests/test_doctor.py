@@ -20,6 +20,7 @@ from otel_livekit.cli.doctor import (
     EXIT_CONFIG,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_OTHER,
     EXIT_TIMEOUT,
     EXIT_TLS,
     EXIT_UNREACHABLE,
@@ -197,3 +198,18 @@ def test_doctor_prints_each_value_with_its_source_and_the_content_policy() -> No
     assert any(line.startswith("content") and "goes to no destination (default" in line for line in lines)
     assert "outage spool                             off" in lines
     assert "abc def" not in result.output and "abc%20def" not in result.output
+
+
+@pytest.mark.parametrize("where", ["a directory", "/etc/passwd/x", "writable"])
+def test_file_backend_path_is_really_opened_for_append(tmp_path: Path, where: str) -> None:
+    """As root, ``os.access`` says yes to almost anything; opening the file is the answer."""
+    path = {"a directory": str(tmp_path), "/etc/passwd/x": "/etc/passwd/x",
+            "writable": str(tmp_path / "out" / "traces.jsonl")}[where]  # fmt: skip
+    result = doctor({"OTEL_LIVEKIT_FILE_PATH": path, "OTEL_LIVEKIT_SPOOL": "false"}, "--backend", "file")
+    if where == "writable":
+        assert result.exit_code == EXIT_OK, result.output
+        assert f"traces   file {path}: opens for append" in result.output
+        return
+    assert result.exit_code == EXIT_OTHER, result.output
+    reason = "Is a directory" if where == "a directory" else "File exists"  # mkdir of /etc/passwd
+    assert f"FAIL traces: file not writable ({reason})" in result.output

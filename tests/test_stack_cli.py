@@ -91,6 +91,11 @@ def test_every_threshold_in_the_file_can_be_overridden(tmp_path: Path) -> None:
     ("nope=1", "unknown threshold"),
     ("voice_agent:turn_latency_slo:threshold_seconds=1.3", "bucket bound"),
     ("voice_agent:turn_latency_slo:objective", "NAME=NUMBER"),
+    ("voice_agent:turn_latency_slo:objective=95", "strictly between 0 and 1 (e.g. 0.95), got 95"),
+    ("voice_agent:turn_latency_slo:objective=1", "strictly between 0 and 1"),
+    ("otel_livekit:export_failure_ratio:threshold=1.5", "must be a ratio between 0 and 1, got 1.5"),
+    ("voice_agent:unrecoverable_errors:threshold=-1", "must be a finite number >= 0, got -1"),
+    ("voice_agent:pipeline_errors_per_turn:threshold=nan", "must be a finite number >= 0, got nan"),
 ])  # fmt: skip
 def test_bad_overrides_fail_before_writing(tmp_path: Path, pair: str, message: str) -> None:
     result = CliRunner().invoke(main, ["stack", "write", str(tmp_path / "s"), "--set", pair])
@@ -117,3 +122,13 @@ def test_the_wheel_carries_the_stack_files(tmp_path: Path) -> None:
             member = f"otel_livekit/{PACKAGE_DIR}/{rel.as_posix()}"
             assert member in names, f"{member} missing from the wheel"
             assert zf.read(member) == (REPO_ROOT / rel).read_bytes()
+
+
+def test_a_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    """As root nothing is read-only by mode: a path under a regular file is the real case."""
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(main, ["stack", "write", str(tmp_path / "file" / "stack")])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: cannot write the stack: DIRECTORY=")
+    assert "is not a writable directory (Not a directory)" in result.output
+    assert isinstance(result.exception, SystemExit)  # click's error, not a traceback

@@ -8,6 +8,7 @@ it) so that users who installed from PyPI get them with ``otel-livekit stack wri
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import sys
@@ -15,7 +16,9 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
+from ..errors import ConfigurationError
 from ..metrics.buckets import LATENCY_SECONDS
+from ..writable import writable_directory
 
 STACK_PATHS: tuple[str, ...] = (
     "docker-compose.yml",
@@ -42,6 +45,23 @@ THRESHOLDS: tuple[str, ...] = (
     "otel_livekit:export_dropped_items:threshold",
 )
 """The alert thresholds ``--set`` can override (record names in THRESHOLDS_FILE)."""
+
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "voice_agent:turn_latency_slo:objective": (0.0, 1.0, "a fraction strictly between 0 and 1 (e.g. 0.95)"),
+    "otelcol:export_failure_ratio:threshold": (0.0, 1.0, "a ratio between 0 and 1"),
+    "otel_livekit:export_failure_ratio:threshold": (0.0, 1.0, "a ratio between 0 and 1"),
+}
+"""Valid ranges beyond "a finite number >= 0"; the objective excludes both ends."""
+
+
+def _check_value(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise StackError(f"{name} must be a finite number >= 0, got {value:g}")
+    if name in _RANGES:
+        low, high, what = _RANGES[name]
+        inside = low < value < high if name.endswith(":objective") else low <= value <= high
+        if not inside:
+            raise StackError(f"{name} must be {what}, got {value:g}")
 
 
 class StackError(ValueError):
@@ -70,6 +90,7 @@ def override_thresholds(text: str, overrides: Mapping[str, float]) -> str:
     for name, value in overrides.items():
         if name not in THRESHOLDS:
             raise StackError(f"unknown threshold {name!r}; known: {', '.join(THRESHOLDS)}")
+        _check_value(name, value)
         if name == SLO_SECONDS and value not in LATENCY_SECONDS:
             raise StackError(f"{name} must be a bucket bound of voice_agent.turn.latency: {LATENCY_SECONDS}")
         literal = repr(float(value)) if name == SLO_SECONDS else f"{value:g}"
@@ -109,14 +130,21 @@ def write(dest: Path, *, force: bool = False, overrides: Mapping[str, float] | N
                 f"{len(clash)} files exist in {dest} (e.g. {clash[0]}); pass --force to overwrite"
             )
     thresholds = override_thresholds((root / THRESHOLDS_FILE).read_text(), overrides or {})
+    try:
+        writable_directory(dest, "DIRECTORY")
+    except ConfigurationError as err:
+        raise StackError(f"cannot write the stack: {err}") from None
     written = []
     for rel in files:
         target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if str(rel) == THRESHOLDS_FILE:
-            target.write_text(thresholds)
-        else:
-            shutil.copyfile(root / rel, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if str(rel) == THRESHOLDS_FILE:
+                target.write_text(thresholds)
+            else:
+                shutil.copyfile(root / rel, target)
+        except OSError as err:
+            raise StackError(f"cannot write {target}: {err.strerror or type(err).__name__}") from None
         written.append(target)
     return written
 
