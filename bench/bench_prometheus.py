@@ -42,7 +42,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from otel_livekit import semconv as sc
 from otel_livekit.export.prometheus import PrometheusSink
-from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+from otel_livekit.metrics.catalogue import METER_NAME, views
+from otel_livekit.metrics.instruments import Instruments
 from otel_livekit.metrics.pricing import load_prices
 from otel_livekit.metrics.recorder import Recorder
 from otel_livekit.metrics.turns import TurnTracker

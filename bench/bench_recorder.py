@@ -17,6 +17,7 @@ import time
 
 
 async def _session(instrumented: bool) -> tuple[float, float]:
+    from otel_livekit.installation import installed
     from otel_livekit.offline import run_offline_session
     from otel_livekit.sessions.hooks import install_auto_instrumentation, uninstall_auto_instrumentation
     from otel_livekit.telemetry import current
@@ -24,9 +25,9 @@ async def _session(instrumented: bool) -> tuple[float, float]:
     telemetry = current()
     assert telemetry is not None and telemetry.recorder is not None
     if instrumented:
-        install_auto_instrumentation(telemetry.recorder)
+        install_auto_instrumentation(installed(), telemetry.recorder)
     else:
-        uninstall_auto_instrumentation()
+        uninstall_auto_instrumentation(installed())
     lags: list[float] = []
     stop = asyncio.Event()
 

@@ -8,7 +8,6 @@ import atexit
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -45,8 +44,9 @@ from .export.health import (
 from .export.prometheus import active_endpoint, prometheus_readers
 from .export.self_metrics import register_self_metrics
 from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
-from .installation import Installation
-from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, Instruments, views
+from .installation import Installation, installed
+from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, views
+from .metrics.instruments import Instruments
 from .metrics.livekit_meter import CatalogueMeterProvider
 from .metrics.livekit_views import livekit_views
 from .metrics.pricing import PriceSource
@@ -65,10 +65,6 @@ DEFAULT_FLUSH_TIMEOUT = 2.0
 ATTR_AGENT_NAME = "livekit.agent.name"
 ATTR_DEPLOYMENT_ENVIRONMENT = "deployment.environment.name"
 
-_lock = threading.Lock()
-_current: Telemetry | None = None
-
-
 class Telemetry:
     """What ``setup_tracing()`` installed; flush it before the process ends."""
 
@@ -81,6 +77,7 @@ class Telemetry:
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         recorder: Recorder | None = None,
         spooler: Spooler | None = None,
+        installation: Installation | None = None,
     ) -> None:
         self.backend = backend
         self.spooler = spooler
@@ -89,6 +86,7 @@ class Telemetry:
         self.health = tuple(health)
         self.flush_timeout = flush_timeout
         self.recorder = recorder
+        self._installation = installation
         self._jobs_hooked: set[str] = set()
         self._closed = False
         self._deadline = Deadline(self.health)
@@ -145,21 +143,19 @@ class Telemetry:
         """Flush and stop the exporters within ``timeout`` seconds; a later
         ``setup_tracing()`` builds anew. After a flush that the deadline cut short (its
         export still stuck), it does not wait again: the job has already spent its budget."""
-        global _current
         if self._closed:
             return
         self._closed = True
-        session_hooks.uninstall()
-        session_features.uninstall()
         budget = self.flush_timeout if timeout is None else timeout
         if self._deadline.stuck:
             budget = 0.0  # still started, so the exporters stop retrying
         self._cut_spool(budget)
         # each provider's shutdown exports what its processors/readers still hold
         self._deadline.run("shutdown", budget, [p.shutdown for p in self._providers()], quiet=budget == 0.0)
-        with _lock:
-            if _current is self:
-                _current = None
+        process = installed()
+        with process.lock:
+            if process.telemetry is self and self._installation is process:
+                process.uninstall()  # hooks, features, endpoint, drainer; the providers are done
 
     def _providers(self) -> list[TracerProvider | MeterProvider]:
         return [p for p in (self.tracer_provider, self.meter_provider) if p is not None]
@@ -403,17 +399,17 @@ def setup_tracing(
     telemetry mistake never fails the call. ``check_config()`` runs the same resolution at
     deploy time.
     """
-    global _current
     env = os.environ
-    with _lock:
-        if _current is not None:
-            _current._hook_job_shutdown()
-            return _current
+    process = installed()
+    with process.lock:
+        if process.telemetry is not None:
+            process.telemetry._hook_job_shutdown()
+            return _handle(process)
 
         if ev.is_true(env.get(ev.OTEL_SDK_DISABLED)):
             logger.info("%s is true: otel_livekit installs nothing", ev.OTEL_SDK_DISABLED)
-            _current = Telemetry("disabled")
-            return _current
+            process.telemetry = Telemetry("disabled")
+            return _handle(process)
 
         args = SetupArgs(
             backend=backend, backend_options=backend_options, strict=strict, flush_timeout=flush_timeout,
@@ -432,30 +428,31 @@ def setup_tracing(
                 raise
             logger.error("otel_livekit: could not read the configuration (%s); telemetry is off in "
                          "this process, the agent goes on", type(exc).__name__)  # fmt: skip
-            _current = Telemetry("disabled")
-            return _current
+            process.telemetry = Telemetry("disabled")
+            return _handle(process)
         config.report()  # strict: raises here, before anything is built
-        installation = Installation()
         try:
-            _current = _build_and_install(
-                config, installation, env,
+            telemetry = _build_and_install(
+                config, process, env,
                 service_name=service_name, service_version=service_version, agent_name=agent_name,
                 resource_attributes=resource_attributes, metadata=metadata,
                 span_exporters=span_exporters or {}, span_processors=span_processors,
                 metric_readers=metric_readers, on_report=on_report,
             )  # fmt: skip
         except Exception as exc:
-            installation.uninstall()
+            process.uninstall()
             if config.strict:
                 raise
             logger.error("otel_livekit: setup failed (%s: %s); telemetry is off in this process, "
                          "the agent goes on", type(exc).__name__, exc)  # fmt: skip
-            _current = Telemetry("disabled")
-            return _current
-        _current._hook_job_shutdown()
-        logger.info("otel_livekit: %r", _current)
+            process.telemetry = Telemetry("disabled")
+            return _handle(process)
+        process.commit()
+        process.telemetry = telemetry
+        telemetry._hook_job_shutdown()
+        logger.info("otel_livekit: %r", telemetry)
         logger.info("otel_livekit: %s", config.policy.describe(list(config.destinations)))
-        return _current
+        return telemetry
 
 
 def _build_and_install(
@@ -490,15 +487,15 @@ def _build_and_install(
         policy=config.policy, defaults=defaults, report_dir=config.report_dir, on_report=on_report
     )
     spooler = Spooler(config.spool)
-    installation.add("spool senders", lambda: spooler.close(timeout=1.0))
+    installation.add("spool senders", lambda: spooler.close(timeout=1.0), build_only=True)
     health: list[ExportHealth] = []
-    quiet_repeated_exporter_logs()
+    quiet_repeated_exporter_logs(installation)
     span_index = SpanIndex()
     tracer_provider = _tracer_provider(plan, resource, span_index, features, health, spooler,
                                        span_exporters, span_processors)  # fmt: skip
-    installation.add("tracer provider", tracer_provider.shutdown)
+    installation.add("tracer provider", tracer_provider.shutdown, build_only=True)
     readers: list[MetricReader] = []
-    installation.add("metric readers", lambda: [r.shutdown() for r in readers])
+    installation.add("metric readers", lambda: [r.shutdown() for r in readers], build_only=True)
     readers.extend(r for r in (_metric_reader(plan, env, health, spooler),) if r is not None)
     readers.extend(prometheus_readers(config.prometheus))
     meter_provider = CatalogueMeterProvider(
@@ -508,25 +505,24 @@ def _build_and_install(
         shutdown_on_exit=False,
         replaced=REPLACED_LIVEKIT_INSTRUMENTS,
     )
-    installation.add("meter provider", meter_provider.shutdown)
+    installation.add("meter provider", meter_provider.shutdown, build_only=True)
     recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), config.prices, span_index)
     register_self_metrics(meter_provider.get_meter(METER_NAME), health)
 
     # process-wide state, last: nothing below raises on a good build
     dest = plan.traces if isinstance(plan.traces, Destination) else None
-    installation.add("per-call features", session_features.uninstall)
     session_features.install(
-        features, tracer_provider=tracer_provider, resource=resource, env=env, mode=config.logs,
+        installation, features, tracer_provider=tracer_provider, resource=resource, env=env, mode=config.logs,
         backend=plan.backend, traces_endpoint=dest.endpoint if dest else None,
         headers=dest.revealed_headers() if dest else None,
     )  # fmt: skip
-    installation.add("session hooks", session_hooks.uninstall)
-    session_hooks.install(recorder, auto=config.instrument_sessions)
+    session_hooks.install(installation, recorder, auto=config.instrument_sessions)
     # LiveKit must produce content when any span destination takes it; ours strip it elsewhere
     livekit_pii = config.policy.anywhere(config.span_destinations)
     _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
     return Telemetry(
-        plan.backend, tracer_provider, meter_provider, health, config.flush_timeout, recorder, spooler
+        plan.backend, tracer_provider, meter_provider, health, config.flush_timeout, recorder, spooler,
+        installation,
     )
 
 
@@ -554,6 +550,11 @@ def _install_globals(
     set_tracer_provider(tracer_provider, metadata=dict(metadata or {}) or None, allow_pii=allow_pii)
 
 
+def _handle(process: Installation) -> Telemetry:
+    handle: Telemetry = process.telemetry
+    return handle
+
+
 def current() -> Telemetry | None:
     """The handle installed in this process, if any."""
-    return _current
+    return _handle(installed()) if installed().telemetry is not None else None

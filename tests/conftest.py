@@ -19,6 +19,7 @@ from servers import (
 )
 
 import otel_livekit.telemetry as telemetry_module
+from otel_livekit.installation import installed
 
 os.environ.setdefault("LIVEKIT_TELEMETRY_ALLOW_PII", "1")
 
@@ -49,7 +50,9 @@ def reset_otel_globals() -> None:
     current = telemetry_module.current()
     if current is not None:
         current.shutdown(timeout=1.0)
-    telemetry_module._current = None
+    process = installed()
+    process.uninstall()  # what a failed or disabled setup left, if anything
+    process.recorder = None
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     trace._TRACER_PROVIDER = None
     metrics_internal._METER_PROVIDER_SET_ONCE = Once()

@@ -8,7 +8,8 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, MetricsData
 
-from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+from otel_livekit.metrics.catalogue import METER_NAME, views
+from otel_livekit.metrics.instruments import Instruments
 from otel_livekit.metrics.pricing import PriceTable
 from otel_livekit.metrics.recorder import Recorder
 

@@ -95,3 +95,31 @@ def test_price_table_file_override_and_errors(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("OTEL_LIVEKIT_PRICES", str(tmp_path / "missing.json"))
     with pytest.raises(ConfigurationError, match="OTEL_LIVEKIT_PRICES"):
         setup_tracing("none")
+
+
+def test_one_metrics_collected_subscriber_per_session_and_shutdown_takes_every_hook_back() -> None:
+    """The recorder and the per-call features hear metrics_collected through one handler;
+    shutdown restores AgentSession.start, clears the features and stops the drainer."""
+    from livekit.agents import AgentSession
+
+    from otel_livekit.installation import installed
+
+    original_start = AgentSession.start
+    reader = InMemoryMetricReader()
+    telemetry = setup_tracing("none", metric_readers=[reader], report_dir=None)
+    counts: list[int] = []
+
+    def count(session: Any) -> None:
+        instrument_session(session)
+        counts.append(len(session._events.get("metrics_collected", {})))
+
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0, before_start=count))
+    assert counts == [1]
+    process = installed()
+    assert process.features is not None and AgentSession.start is not original_start
+    pending = telemetry.recorder.instruments.pending if telemetry.recorder else None
+    assert pending is not None and pending._thread is not None and pending._thread.is_alive()
+    telemetry.shutdown(timeout=1.0)
+    assert AgentSession.start is original_start
+    assert process.features is None and process.recorder is None and process.telemetry is None
+    assert not pending._thread.is_alive()

@@ -387,7 +387,8 @@ def test_job_processes_add_to_shared_files(tmp_path: Path) -> None:
     the number of calls), and their sum."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otel_livekit.metrics.catalogue import METER_NAME, Instruments, views
+    from otel_livekit.metrics.catalogue import METER_NAME, views
+    from otel_livekit.metrics.instruments import Instruments
 
     for n in range(5):
         sink = prom.PrometheusSink(multiprocess_dir=str(tmp_path), process_id=f"{100 + n}-otel-livekit")

@@ -20,6 +20,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from ..installation import Installation
+
 logger = logging.getLogger("otel_livekit")
 
 _OTLP_LOGGERS = (
@@ -254,12 +256,16 @@ class _RepeatFilter(logging.Filter):
         return True
 
 
-_repeat_filter = _RepeatFilter()
+def quiet_repeated_exporter_logs(installation: Installation) -> None:
+    """Install a once-per-message filter on the OTel exporter loggers, taken off again by
+    ``installation.uninstall()``."""
+    repeat = _RepeatFilter()
+    loggers = [logging.getLogger(name) for name in _OTLP_LOGGERS]
+    for lg in loggers:
+        lg.addFilter(repeat)
 
+    def remove() -> None:
+        for lg in loggers:
+            lg.removeFilter(repeat)
 
-def quiet_repeated_exporter_logs() -> None:
-    """Install the once-per-message filter on the OTel exporter loggers (idempotent)."""
-    for name in _OTLP_LOGGERS:
-        lg = logging.getLogger(name)
-        if _repeat_filter not in lg.filters:
-            lg.addFilter(_repeat_filter)
+    installation.add("exporter log filter", remove)

@@ -29,6 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
+from ..installation import installed
 from ..writable import writable_directory
 from .prometheus_families import Family, convert, to_prometheus
 from .prometheus_files import MultiprocessFiles
@@ -75,13 +76,10 @@ class Endpoint:
         self.thread.join(timeout=5)
 
 
-_endpoint_lock = threading.Lock()
-_endpoint: Endpoint | None = None
-
-
 def active_endpoint() -> Endpoint | None:
     """The standalone endpoint this process serves, if any (one per process at most)."""
-    return _endpoint
+    endpoint: Endpoint | None = installed().endpoint
+    return endpoint
 
 
 class PrometheusSink(MetricReader):
@@ -176,12 +174,12 @@ class PrometheusSink(MetricReader):
 def _start_endpoint(registry: CollectorRegistry, host: str, port: int, *, shared: bool) -> Endpoint | None:
     """Serve ``registry``; ``shared`` (multiprocess): every job process tries the same port and
     the first to bind serves the sum of all, so a busy port is expected there."""
-    global _endpoint
-    with _endpoint_lock:
-        if _endpoint is not None:
+    process = installed()
+    with process.lock:
+        if (running := process.endpoint) is not None:
             logger.warning(
                 "otel_livekit: a Prometheus endpoint already runs in this process on %s:%s; "
-                "not starting another", _endpoint.host, _endpoint.port,
+                "not starting another", running.host, running.port,
             )  # fmt: skip
             return None
         try:
@@ -198,19 +196,19 @@ def _start_endpoint(registry: CollectorRegistry, host: str, port: int, *, shared
             return None
         thread.name = "otel_livekit-prometheus-http"
         bound_host, bound_port = server.server_address[:2]
-        _endpoint = Endpoint(str(bound_host), int(bound_port), server, thread)
+        endpoint = process.endpoint = Endpoint(str(bound_host), int(bound_port), server, thread)
         logger.info("otel_livekit: Prometheus metrics on http://%s:%s/metrics", bound_host, bound_port)
-        return _endpoint
+        return endpoint
 
 
 def _stop_endpoint(endpoint: Endpoint | None) -> None:
-    global _endpoint
     if endpoint is None:
         return
-    with _endpoint_lock:
+    process = installed()
+    with process.lock:
         endpoint.close()
-        if _endpoint is endpoint:
-            _endpoint = None
+        if process.endpoint is endpoint:
+            process.endpoint = None
 
 
 # --- configuration ---------------------------------------------------------------------

@@ -31,7 +31,8 @@ from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from .. import semconv as sc
-from .catalogue import CATALOGUE, Instruments
+from .catalogue import CATALOGUE
+from .instruments import Instruments
 from .pricing import PriceTable, normalize_provider
 from .spans import SpanIndex
 from .turns import TurnState, TurnTracker
@@ -154,9 +155,12 @@ class Recorder:
         if valid(value) and value:
             self._counters[name].add(value, attrs)  # type: ignore[arg-type]
 
-    def cost(self, component: str, usd: float | None, model: ModelAttributes) -> None:
+    def cost(self, component: str, usd: float | None, model: ModelAttributes, turns: TurnTracker) -> None:
+        """The one pricing of an event: the ``voice_agent.cost`` counter and the session's
+        running total (its summary and ``agent_session`` span) add the same figure."""
         if usd:
             self.add("voice_agent.cost", usd, model.plus((sc.COMPONENT, component)))
+            turns.cost_usd += usd
 
     def tokens(self, component: str, model: ModelAttributes, by_type: Mapping[str, int]) -> None:
         for token_type, count in by_type.items():
@@ -230,7 +234,7 @@ class Recorder:
             input_tokens=m.prompt_tokens, output_tokens=m.completion_tokens,
             cached_input=m.prompt_cached_tokens, cache_write=m.cache_creation_tokens,
         )  # fmt: skip
-        self.cost("llm", usd, model)
+        self.cost("llm", usd, model, turns)
         if span is not None:
             self.annotate(span, {
                 sc.ATTR_LLM_DURATION: m.duration, sc.ATTR_LLM_TTFT: m.ttft,
@@ -263,7 +267,7 @@ class Recorder:
             cached_input=inp.cached_tokens, audio_input=inp.audio_tokens,
             audio_output=out.audio_tokens,
         )  # fmt: skip
-        self.cost("realtime", usd, model)
+        self.cost("realtime", usd, model, turns)
         self.annotate(span, {sc.ATTR_COST: usd})
 
     # --- speech -------------------------------------------------------------------------
@@ -274,7 +278,7 @@ class Recorder:
         self.add("voice_agent.tts.audio.duration", m.audio_duration, model.attrs)
         self.tokens("tts", model, {"input": m.input_tokens, "output": m.output_tokens})
         usd = self.prices.tts_cost(model.provider, model.model, m.characters_count)
-        self.cost("tts", usd, model)
+        self.cost("tts", usd, model, turns)
         self.annotate(span, {
             sc.ATTR_TTS_TTFB: m.ttfb, sc.ATTR_TTS_DURATION: m.duration,
             sc.ATTR_TTS_CHARACTERS: m.characters_count,
@@ -336,7 +340,7 @@ class Recorder:
         self.tokens("stt", model, {"input": m.input_tokens, "output": m.output_tokens,
                                    "audio_input": m.input_audio_tokens})  # fmt: skip
         usd = self.prices.stt_cost(model.provider, model.model, m.audio_duration)
-        self.cost("stt", usd, model)
+        self.cost("stt", usd, model, turns)
         span = self.find_near(sc.SPAN_USER_TURN)
         self.annotate(span, {
             sc.ATTR_STT_AUDIO_DURATION: m.audio_duration,

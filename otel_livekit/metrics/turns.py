@@ -32,7 +32,10 @@ class TurnState:
 
 
 class TurnTracker:
+    """One session's running state: its open turns (bounded) and its cost so far."""
+
     def __init__(self, max_turns: int = 64, max_age: float = 600.0) -> None:
+        self.cost_usd = 0.0
         self._turns: OrderedDict[str, TurnState] = OrderedDict()
         self.max_turns = max_turns
         self.max_age = max_age

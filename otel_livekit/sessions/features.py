@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livekit import rtc
 from livekit.agents.metrics.base import EOUMetrics
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .. import semconv as sc
+from ..installation import Installation, installed
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
@@ -47,9 +47,6 @@ class SessionFeatures:
         return DestinationProcessor(inner, self.policy.rule(PROCESSORS), self.defaults.langfuse)
 
 
-_current: SessionFeatures | None = None
-
-
 def configure(
     *,
     policy: ContentPolicy,
@@ -69,6 +66,7 @@ def configure(
 
 
 def install(
+    installation: Installation,
     features: SessionFeatures,
     *,
     tracer_provider: TracerProvider,
@@ -79,7 +77,6 @@ def install(
     traces_endpoint: str | None,
     headers: dict[str, str] | None,
 ) -> None:
-    global _current
     exporter = log_exporter(env, traces_endpoint, headers, backend) if mode == "otlp" else None
     features.logs = CallLogs(mode, tracer_provider, resource, exporter, features.policy.rule(LOGS))
     if features.logs.provider is not None:
@@ -91,14 +88,15 @@ def install(
             log=log,
             logs_rule=features.sinks.logs_rule,
         )
-    _current = features
+    installation.features = features
+    installation.add("per-call features", lambda: _uninstall(installation, features))
 
 
-def uninstall() -> None:
-    global _current
-    if _current is not None and _current.logs is not None:
-        _current.logs.uninstall()
-    _current = None
+def _uninstall(installation: Installation, features: SessionFeatures) -> None:
+    if features.logs is not None:
+        features.logs.uninstall()
+    if installation.features is features:
+        installation.features = None
 
 
 class _CallState:
@@ -106,11 +104,12 @@ class _CallState:
 
     def __init__(self, features: SessionFeatures, inst: Any) -> None:
         self.features = features
-        self.inst = inst
+        self.recorder = inst.recorder
+        self._inst = weakref.ref(inst)  # the instrumentation holds this state: no cycle back
         self.transcript = Transcript()
 
     def session_span(self) -> Any:
-        return self.inst.recorder.find_near(sc.SPAN_AGENT_SESSION)
+        return self.recorder.find_near(sc.SPAN_AGENT_SESSION)
 
     def on_item(self, ev: Any) -> None:
         try:
@@ -120,13 +119,16 @@ class _CallState:
 
     def on_metrics(self, ev: Any) -> None:
         """End of the user's speech names the speech that answers it: the user turn gets
-        the same turn id as the agent turn (its span is still open here)."""
+        the same turn id as the agent turn (its span is still open here). Never raises."""
         metrics = getattr(ev, "metrics", None)
         if not isinstance(metrics, EOUMetrics) or not metrics.speech_id:
             return
-        span = self.inst.recorder.find_near(sc.SPAN_USER_TURN)
-        if span is not None and span.is_recording():
-            span.set_attribute(TURN_ID, metrics.speech_id)
+        try:
+            span = self.recorder.find_near(sc.SPAN_USER_TURN)
+            if span is not None and span.is_recording():
+                span.set_attribute(TURN_ID, metrics.speech_id)
+        except Exception:
+            logger.debug("otel_livekit: turn id on the user turn failed", exc_info=True)
 
     def on_close(self, session_ref: weakref.ReferenceType[Any], ev: Any) -> None:
         session = session_ref()
@@ -143,27 +145,28 @@ class _CallState:
                 "session_id": session_id or "",
                 "user_id": user_id or "",
             }
-            full, bare = build(session, ids, self.transcript.lines, getattr(self.inst, "summary", None))
+            full, bare = build(session, ids, self.transcript.lines, getattr(self._inst(), "summary", None))
             emit(self.features.sinks, span, full, bare)
         except Exception:
             logger.warning("otel_livekit: session report failed", exc_info=True)
         self.transcript = Transcript()
 
 
-def attach(session: Any, inst: Any) -> None:
+def attach(session: Any, inst: Any) -> _CallState | None:
     """Called once per session from its instrumentation, before ``session.start()``
-    creates the ``agent_session`` span. Never raises."""
+    creates the ``agent_session`` span; the instrumentation hands it ``metrics_collected``
+    (one subscriber per session). Never raises."""
     try:
         session_starting(session)
-        features = _current
+        features = installed().features
         if features is None:
-            return
+            return None
         state = _CallState(features, inst)
         ref = weakref.ref(session)
         session.on("conversation_item_added", state.on_item)
-        # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated
-        rtc.EventEmitter.on(session, "metrics_collected", state.on_metrics)
         close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
         session.on("close", close)
+        return state
     except Exception:
         logger.warning("otel_livekit: could not attach per-call features", exc_info=True)
+        return None

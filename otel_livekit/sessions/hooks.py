@@ -17,8 +17,10 @@ from livekit.agents import AgentSession
 from opentelemetry import metrics, trace
 
 from .. import semconv as sc
-from ..metrics.catalogue import METER_NAME, Instruments
-from ..metrics.pricing import load_prices, normalize_provider
+from ..installation import Installation, installed
+from ..metrics.catalogue import METER_NAME
+from ..metrics.instruments import Instruments
+from ..metrics.pricing import load_prices
 from ..metrics.recorder import Recorder
 from ..metrics.turns import TurnTracker
 from .features import attach as attach_call_features
@@ -56,6 +58,7 @@ class SessionInstrumentation:
         self.agent_turns = 0
         self.interruptions = 0
         self.summary: SessionSummary | None = None
+        self.call: Any = None  # the per-call features' state (sessions/features.py), if on
         handlers = {  # local: a dict of bound methods on self would be a reference cycle
             "conversation_item_added": self._on_item,
             "agent_false_interruption": self._on_false_interruption,
@@ -65,12 +68,13 @@ class SessionInstrumentation:
         }
         # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated,
         # yet it is still the only source of VAD health and cancelled requests
+        # — the one subscriber per session: the per-call features hear it from here
         rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)  # type: ignore[arg-type]
         for name, handler in handlers.items():
             session.on(name, self._safe(handler))  # type: ignore[arg-type]
         recorder.add("voice_agent.sessions.started", 1)
         recorder.instruments.counter("voice_agent.sessions.active").add(1)
-        attach_call_features(session, self)  # sessions/: call ids, transcript, report
+        self.call = attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
         @functools.wraps(handler)
@@ -85,6 +89,8 @@ class SessionInstrumentation:
 
     def _on_metrics(self, ev: Any) -> None:
         self.recorder.record(getattr(ev, "metrics", ev), self.turns)
+        if self.call is not None:
+            self.call.on_metrics(ev)
 
     def _on_item(self, ev: Any) -> None:
         item = ev.item
@@ -148,25 +154,11 @@ class SessionInstrumentation:
         self.turns = TurnTracker()  # free what never completed
 
     def _summarize(self, reason: str, duration: float) -> SessionSummary:
+        """LiveKit's usage as it counts it; the cost as the recorder priced each event (the
+        same figures as ``voice_agent.cost``, never priced a second time)."""
         session = self.session
         usage = list(session.usage.model_usage) if session is not None else []
-        prices = self.recorder.prices
-        cost = 0.0
-        for u in usage:
-            provider, model = normalize_provider(u.provider), u.model
-            if u.type == "llm_usage":
-                usd = prices.llm_cost(
-                    provider, model, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                    cached_input=u.input_cached_tokens, cache_write=u.input_cache_creation_tokens,
-                    audio_input=u.input_audio_tokens, audio_output=u.output_audio_tokens,
-                )  # fmt: skip
-            elif u.type == "tts_usage":
-                usd = prices.tts_cost(provider, model, u.characters_count)
-            elif u.type == "stt_usage":
-                usd = prices.stt_cost(provider, model, u.audio_duration)
-            else:
-                usd = None
-            cost += usd or 0.0
+        cost = self.turns.cost_usd
         return SessionSummary(
             close_reason=reason,
             duration=duration,
@@ -177,63 +169,51 @@ class SessionInstrumentation:
         )
 
 
-_instrumented: weakref.WeakKeyDictionary[AgentSession[Any], SessionInstrumentation] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def instrument_session(
     session: AgentSession[Any], recorder: Recorder | None = None
 ) -> SessionInstrumentation:
     """Attach to one session (idempotent). ``setup_tracing()`` already does this for every
     session it sees start; call it yourself only with ``OTEL_LIVEKIT_INSTRUMENT_SESSIONS=false``."""
-    existing = _instrumented.get(session)
+    sessions = installed().sessions
+    existing: SessionInstrumentation | None = sessions.get(session)
     if existing is not None:
         return existing
-    inst = _instrumented[session] = SessionInstrumentation(session, recorder or default_recorder())
+    inst = sessions[session] = SessionInstrumentation(session, recorder or default_recorder())
     return inst
 
 
 def instrumentation_of(session: AgentSession[Any]) -> SessionInstrumentation | None:
-    return _instrumented.get(session)
-
-
-_recorder: Recorder | None = None
-"""The recorder setup_tracing() hands down; sessions instrumented by hand use it too."""
+    found: SessionInstrumentation | None = installed().sessions.get(session)
+    return found
 
 
 def default_recorder() -> Recorder:
     """The recorder setup_tracing() installed; without it, one on the global meter (no span
     enrichment, shipped prices)."""
-    global _recorder
-    if _recorder is None:
-        _recorder = Recorder(Instruments(metrics.get_meter(METER_NAME)), load_prices(None, os.environ))
-    return _recorder
+    process = installed()
+    with process.lock:
+        if process.recorder is None:
+            process.recorder = Recorder(Instruments(metrics.get_meter(METER_NAME)),
+                                        load_prices(None, os.environ))  # fmt: skip
+        recorder: Recorder = process.recorder
+        return recorder
 
 
-_original_start: Any = None
-
-
-def install(recorder: Recorder, *, auto: bool) -> None:
-    """Hand the recorder down; with ``auto``, instrument every session that starts."""
-    global _recorder
-    _recorder = recorder
+def install(installation: Installation, recorder: Recorder, *, auto: bool) -> None:
+    """Hand the recorder down; with ``auto``, instrument every session that starts. Both
+    are taken back by ``installation.uninstall()``."""
+    installation.recorder = recorder
+    installation.add("session recorder", lambda: setattr(installation, "recorder", None))
+    installation.add("sample drainer", recorder.instruments.pending.close)
     if auto:
-        install_auto_instrumentation(recorder)
+        install_auto_instrumentation(installation, recorder)
 
 
-def uninstall() -> None:
-    global _recorder
-    _recorder = None
-    uninstall_auto_instrumentation()
-
-
-def install_auto_instrumentation(recorder: Recorder) -> None:
+def install_auto_instrumentation(installation: Installation, recorder: Recorder) -> None:
     """Wrap ``AgentSession.start`` so every session is instrumented before it starts."""
-    global _original_start
-    if _original_start is not None:
+    if installation.original_start is not None:
         return
-    original = _original_start = AgentSession.start
+    original = installation.original_start = AgentSession.start
 
     @functools.wraps(original)
     async def start(self: AgentSession[Any], *args: Any, **kwargs: Any) -> Any:
@@ -244,10 +224,10 @@ def install_auto_instrumentation(recorder: Recorder) -> None:
         return await original(self, *args, **kwargs)
 
     AgentSession.start = start  # type: ignore[method-assign]
+    installation.add("AgentSession.start patch", lambda: uninstall_auto_instrumentation(installation))
 
 
-def uninstall_auto_instrumentation() -> None:
-    global _original_start
-    if _original_start is not None:
-        AgentSession.start = _original_start  # type: ignore[method-assign]
-        _original_start = None
+def uninstall_auto_instrumentation(installation: Installation) -> None:
+    if installation.original_start is not None:
+        AgentSession.start = installation.original_start  # type: ignore[method-assign]
+        installation.original_start = None
