@@ -12,4 +12,5 @@ bash scripts/install-test-servers.sh
 
 echo "==> ruff"; .venv/bin/ruff check otel_livekit tests bench examples
 echo "==> mypy"; .venv/bin/mypy
+echo "==> docs"; NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .cache/site
 echo "==> pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -448,10 +448,10 @@ def test_bad_prometheus_settings_fail_at_setup(env: dict[str, str], named: str,
         setup_tracing("none")
 
 
-def test_readme_lists_every_prometheus_name() -> None:
+def test_docs_list_every_prometheus_name() -> None:
     from otel_livekit.export.prometheus_names import markdown_table
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "prometheus.md").read_text()
     start = readme.index("\n", readme.index("<!-- prometheus-names:start")) + 1
     end = readme.index("<!-- prometheus-names:end -->")
     assert readme[start:end] == markdown_table()

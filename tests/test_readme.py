@@ -1,4 +1,6 @@
-"""The README's tables follow the code: every backend and its variables are documented."""
+"""The README and the docs follow the code: the generated tables are regenerated and
+compared, every backend and variable is documented, every snippet compiles, and the site
+builds strictly (scripts/test.sh runs ``mkdocs build --strict``)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,16 @@ from pathlib import Path
 from otel_livekit import environment_variables as ev
 from otel_livekit.export.backends import BACKENDS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
-def test_every_backend_and_its_variables_are_in_the_readme() -> None:
+def test_every_backend_and_its_variables_are_in_getting_started() -> None:
+    page = (DOCS / "getting-started.md").read_text()
     for backend in BACKENDS.values():
-        row = next((line for line in README.splitlines() if line.startswith(f"| `{backend.name}` |")), None)
-        assert row is not None, f"backend {backend.name} missing from README"
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{backend.name}` |")), None)
+        assert row is not None, f"backend {backend.name} missing from docs/getting-started.md"
         for var in backend.env_vars:
             assert f"`{var.rstrip('*')}`" in row, (backend.name, var)
 
@@ -47,10 +52,65 @@ def test_readme_has_the_two_setup_commands() -> None:
     assert "scripts/test.sh" in ci
 
 
-def test_readme_catalogue_is_the_catalogue() -> None:
+def test_docs_catalogue_is_the_catalogue() -> None:
     from otel_livekit.metrics.catalogue import markdown_table
 
-    start = README.index("<!-- catalogue:start")
-    start = README.index("\n", start) + 1
-    end = README.index("<!-- catalogue:end -->")
-    assert README[start:end] == markdown_table(), "run `otel-livekit catalogue` into README"
+    page = (DOCS / "metrics.md").read_text()
+    start = page.index("\n", page.index("<!-- catalogue:start")) + 1
+    end = page.index("<!-- catalogue:end -->")
+    assert page[start:end] == markdown_table(), "run `otel-livekit catalogue` into docs/metrics.md"
+
+
+def test_readme_is_short_and_every_page_is_in_the_site() -> None:
+    import yaml
+
+    assert len(README.splitlines()) <= 150
+    site = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    listed: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            listed.add(node)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(site["nav"])
+    assert {p.name for p in DOCS.glob("*.md")} == listed
+
+
+def test_every_python_snippet_in_the_docs_compiles() -> None:
+    import re
+
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    snippets = [(page.name, m.group(1)) for page in pages
+                for m in re.finditer(r"```python\n(.*?)```", page.read_text(), re.S)]  # fmt: skip
+    assert len(snippets) >= 5
+    for name, code in snippets:
+        compile(code, name, "exec")
+
+
+def test_supported_versions_are_the_ones_tested() -> None:
+    """The table in docs/index.md names the versions this suite runs against."""
+    import platform
+    import re
+    from importlib.metadata import version
+
+    from packaging.specifiers import SpecifierSet
+
+    import otel_livekit
+
+    page = (DOCS / "index.md").read_text()
+    rows = {name: spec for name, spec in re.findall(
+        r"^\| (livekit-agents|opentelemetry-sdk|Python) \| [^|]+ \| `([^`]+)`", page, re.M)}  # fmt: skip
+    assert set(rows) == {"livekit-agents", "opentelemetry-sdk", "Python"}, rows
+    installed = {name: version(name) for name in ("livekit-agents", "opentelemetry-sdk")}
+    installed["Python"] = platform.python_version()
+    for name, tested in installed.items():
+        assert tested in SpecifierSet(rows[name]), (name, tested, rows[name])
+    assert otel_livekit.__version__ == version("otel_livekit")
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{otel_livekit.__version__}]" in changelog
