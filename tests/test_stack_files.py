@@ -54,16 +54,22 @@ def compose() -> dict[str, Any]:
     return load(COMPOSE)
 
 
+APM_OVERLAYS = ("apm", "apm-honeycomb", "apm-newrelic", "apm-datadog")
+
+
 def compose_overlay_combinations() -> dict[str, dict[str, Any]]:
     """Every config docker-compose.yml can start the Collector with."""
     base = load(COLLECTOR / "config.yaml")
-    none, langfuse, apm = (load(COLLECTOR / f"{n}.yaml") for n in ("none", "langfuse", "apm"))
-    return {
+    none, langfuse = (load(COLLECTOR / f"{n}.yaml") for n in ("none", "langfuse"))
+    combos = {
         "default": merge(merge(base, none), none),
         "langfuse": merge(merge(base, langfuse), none),
-        "apm": merge(merge(base, none), apm),
-        "langfuse+apm": merge(merge(base, langfuse), apm),
     }
+    for overlay in APM_OVERLAYS:
+        apm = load(COLLECTOR / f"{overlay}.yaml")
+        combos[overlay] = merge(merge(base, none), apm)
+        combos[f"langfuse+{overlay}"] = merge(merge(base, langfuse), apm)
+    return combos
 
 
 def all_configs() -> dict[str, dict[str, Any]]:
@@ -205,7 +211,7 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
 def test_env_example_names_every_variable_the_stack_reads() -> None:
     example = (REPO_ROOT / ".env.example").read_text()
     compose_vars = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
-    overlay_vars = {v for n in ("langfuse", "apm") for v in
+    overlay_vars = {v for n in ("langfuse", *APM_OVERLAYS) for v in
                     re.findall(r"\$\{env:(\w+)", (COLLECTOR / f"{n}.yaml").read_text())}  # fmt: skip
     for var in compose_vars | overlay_vars:
         assert re.search(rf"^#? ?{var}=", example, re.M), f"{var} missing from .env.example"
@@ -313,3 +319,39 @@ def test_tail_sampling_conditions_match_real_spans() -> None:
     assert slow and any(would_match(slow[0], a) for a in spans)  # 1.6 s TTFT alone
     interrupted = [c for c in conditions if "interrupted" in c]
     assert interrupted and any(would_match(interrupted[0], a) for a in spans)
+
+
+@pytest.mark.parametrize(("overlay", "backend", "env"), [
+    ("apm-honeycomb", "honeycomb", {"HONEYCOMB_API_KEY": "k"}),
+    ("apm-newrelic", "newrelic", {"NEW_RELIC_LICENSE_KEY": "k"}),
+    ("apm", "grafana-cloud", {"GRAFANA_CLOUD_OTLP_ENDPOINT": "https://otlp-gateway.grafana.net/otlp",
+                              "GRAFANA_CLOUD_INSTANCE_ID": "1", "GRAFANA_CLOUD_API_KEY": "k"}),
+])  # fmt: skip
+def test_each_apm_overlay_sends_the_header_its_vendor_takes(
+    overlay: str, backend: str, env: dict[str, str]
+) -> None:
+    """The Collector overlay authenticates the way the package's own preset for that vendor
+    does (the preset is checked against the vendors' documented headers in test_backends)."""
+    from otel_livekit.export.backends import Destination, resolve_plan
+
+    plan = resolve_plan(backend, {}, env)
+    assert isinstance(plan.traces, Destination)
+    preset = set(plan.traces.revealed_headers() or {})
+    headers = set(load(COLLECTOR / f"{overlay}.yaml")["exporters"]["otlphttp/apm"]["headers"])
+    assert headers == preset, (overlay, headers, preset)
+
+
+def test_datadog_overlay_names_the_intake_headers() -> None:
+    headers = load(COLLECTOR / "apm-datadog.yaml")["exporters"]["otlphttp/apm"]["headers"]
+    assert headers == {"dd-api-key": "${env:APM_API_KEY}", "dd-protocol": "otlp"}
+
+
+def test_nothing_scrapes_the_agent_on_livekits_own_port() -> None:
+    """LiveKit's worker serves its own HTTP on 8081; the agent's metrics port is 9100 in the
+    Prometheus config, the docs and the example alike."""
+    config = (REPO_ROOT / "prometheus" / "prometheus.yml").read_text()
+    targets = [t for job in yaml.safe_load(config)["scrape_configs"]
+               for sc in job.get("static_configs", []) for t in sc["targets"]]  # fmt: skip
+    assert "host.docker.internal:9100" in targets
+    assert not any(t.endswith(":8081") for t in targets)
+    assert "prometheus_port=9100" in (REPO_ROOT / "docs" / "prometheus.md").read_text()
