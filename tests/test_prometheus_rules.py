@@ -108,3 +108,49 @@ def test_promtool_catches_a_broken_rule(promtool: str, tmp_path: Path) -> None:
                          capture_output=True, text=True, check=False, cwd=tmp_path / "tests")  # fmt: skip
     assert out.returncode != 0
     assert "VoiceAgentTurnLatencyBudgetSlowBurn" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("le", ["2", "2.0"])
+def test_the_slo_bucket_matches_either_le_format(promtool: str, tmp_path: Path, le: str) -> None:
+    """`stack write --set …threshold_seconds=2` records le="2.0"; the Collector's exporters
+    write le="2", prometheus-client le="2.0". The burn-rate alert fires on both."""
+    from click.testing import CliRunner
+
+    from otel_livekit.cli import main
+
+    stack = tmp_path / "stack"
+    result = CliRunner().invoke(main, ["stack", "write", str(stack), "--set",
+                                       "voice_agent:turn_latency_slo:threshold_seconds=2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert 'le: "2.0"' in (stack / "prometheus/rules/voice-agent-thresholds.yml").read_text()
+    bucket = f'voice_agent_turn_latency_seconds_bucket{{job="burning",instance="p1",le="{le}"}}'
+    count = 'voice_agent_turn_latency_seconds_count{job="burning",instance="p1"}'
+    ratio = "job:voice_agent_turn_latency_slow:ratio_rate1h"
+    names = ("voice-agent-thresholds.yml", "voice-agent-recording.yml", "voice-agent-alerts.yml")
+    case = {
+        "interval": "1m",
+        "input_series": [{"series": bucket, "values": "0x100"}, {"series": count, "values": "0+60x100"}],
+        "promql_expr_test": [{"expr": ratio, "eval_time": "60m",
+                              "exp_samples": [{"labels": f'{ratio}{{job="burning"}}', "value": 1}]}],
+    }
+    test = {"rule_files": [f"../rules/{n}" for n in names], "evaluation_interval": "1m", "tests": [case]}
+    path = stack / "prometheus/tests/le-format.test.yml"
+    path.write_text(yaml.safe_dump(test))
+    out = subprocess.run([promtool, "test", "rules", path.name], capture_output=True, text=True,
+                         check=False, cwd=path.parent)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_alert_waits_and_has_a_runbook_section() -> None:
+    """No alert fires on one evaluation (each has a `for:`), and each runbook_url names a
+    section of docs/alerts.md."""
+    page = (REPO_ROOT / "docs" / "alerts.md").read_text()
+    anchors = {line[3:].strip().lower() for line in page.splitlines() if line.startswith("## ")}
+    alerts = [r for r in rules() if "alert" in r]
+    assert len(alerts) >= 10
+    for rule in alerts:
+        assert rule.get("for"), f"{rule['alert']} has no for:"
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"docs/alerts.md#{rule['alert'].lower()}", url
+        assert rule["alert"].lower() in anchors, f"{rule['alert']} has no section in docs/alerts.md"
+        assert rule["annotations"].get("description"), f"{rule['alert']} has no description"
