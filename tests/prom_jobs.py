@@ -97,3 +97,22 @@ def shared_writer(directory: str, n: int, rounds: int, start: Event) -> None:
         files.write([Family("voice_agent_tool_calls", "counter", "", "d", ("gen_ai_tool_name",),
                             ((("shared",), float(i)), ((f"t{i}",), 1.0)))])  # fmt: skip
     files.close()
+
+
+def held_call_main(multiproc_dir: str, ready: Event) -> None:
+    """A job process in the middle of a call: the session started and answered, its
+    metrics written, then the process hangs before closing it (to be killed)."""
+    import time
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
+    from otel_livekit import setup_tracing
+    from otel_livekit.offline import run_offline_session
+
+    telemetry = setup_tracing("none")
+
+    def hang(session: Any) -> None:
+        telemetry.force_flush()
+        ready.set()
+        time.sleep(600)
+
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0, before_close=hang))

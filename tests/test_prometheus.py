@@ -455,3 +455,33 @@ def test_docs_list_every_prometheus_name() -> None:
     start = readme.index("\n", readme.index("<!-- prometheus-names:start")) + 1
     end = readme.index("<!-- prometheus-names:end -->")
     assert readme[start:end] == markdown_table()
+
+
+def test_a_killed_job_process_stops_counting_as_an_active_call(tmp_path: Path) -> None:
+    """LiveKit kills a job that misses its shutdown window: its call must not stay "active"
+    on the worker's merged /metrics (read as LiveKit's worker reads the files)."""
+    import os
+    import signal
+
+    multiprocessing.forkserver.ensure_running()
+    ready = FORKSERVER.Event()
+    proc = FORKSERVER.Process(target=prom_jobs.held_call_main, args=(str(tmp_path), ready))
+    proc.start()
+    try:
+        assert ready.wait(60), "the job never reached the middle of its call"
+        lines = _multiprocess_exposition(tmp_path).splitlines()
+        assert "voice_agent_sessions_active 1.0" in lines
+        assert "voice_agent_sessions_started_total 1.0" in lines
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = _multiprocess_exposition(tmp_path).splitlines()
+            if "voice_agent_sessions_active 0.0" in lines:
+                break
+            time.sleep(0.25)
+        assert "voice_agent_sessions_active 0.0" in lines, [x for x in lines if "active" in x]
+        assert "voice_agent_sessions_started_total 1.0" in lines  # what happened stays counted
+    finally:
+        if proc.is_alive():
+            proc.kill()
