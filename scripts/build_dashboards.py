@@ -126,6 +126,12 @@ def grown(series: str, window: str) -> str:
     )
 
 
+ZERO_IF_CALLS = f"0 * sum(job:voice_agent_sessions_started:rate5m{{{SEL}}})"
+"""0 while the selected agents report calls, no data when they report nothing: a count
+panel reads 0 on a healthy agent instead of "No data", and still goes blank when the agent
+is gone (not a reassuring 0)."""
+
+
 def in_range(metric: str, sel: str = SEL, by: str = "") -> str:
     return f"sum{f' by ({by})' if by else ''} ({grown(metric + '{' + sel + '}', '$__range')})"
 
@@ -278,7 +284,7 @@ def pipeline_health() -> dict[str, Any]:
             in_range("voice_agent_sessions_started_total"), instant=True)],
             w=6, h=4, decimals=0),
         panel("stat", "Tool errors", [target(
-            in_range("voice_agent_tool_errors_total"), instant=True)],
+            f'{in_range("voice_agent_tool_errors_total")} or vector(0)', instant=True)],
             w=6, h=4, decimals=0, steps=((1, "red"),)),
         panel("stat", "Pipeline errors per turn (10 m)", [target(
             f"max(job:voice_agent_errors_per_turn:ratio_rate10m{{{SEL}}})", instant=True)],
@@ -294,23 +300,25 @@ def pipeline_health() -> dict[str, Any]:
                    "{{voice_agent_turn_input}}"),
         ], unit="short"),
         panel("timeseries", "Interruptions per minute, by kind (false = resumed)", [
-            target(f"sum by (voice_agent_interruption_kind) (job:voice_agent_interruptions:rate5m{{{SEL}}}) {per_min}",
-                   "{{voice_agent_interruption_kind}}"),
+            target(f"sum by (voice_agent_interruption_kind) (job:voice_agent_interruptions:rate5m{{{SEL}}}) {per_min}"
+                   f" or {ZERO_IF_CALLS}", "{{voice_agent_interruption_kind}}"),
         ], unit="short"),
         panel("bargauge", "Tool calls and errors in range, by tool", [
             target(in_range("voice_agent_tool_calls_total", by="gen_ai_tool_name"),
                    "{{gen_ai_tool_name}} calls", instant=True),
-            target(in_range("voice_agent_tool_errors_total", by="gen_ai_tool_name"),
+            # every called tool shows its errors, 0 included
+            target(f'{in_range("voice_agent_tool_errors_total", by="gen_ai_tool_name")} or '
+                   f'0 * {in_range("voice_agent_tool_calls_total", by="gen_ai_tool_name")}',
                    "{{gen_ai_tool_name}} errors", instant=True),
         ], decimals=0),
         row("Errors and cancellations"),
         panel("timeseries", "Errors per minute, by component and recoverability", [
             target("sum by (voice_agent_component, voice_agent_error_recoverable) "
-                   f"(job:voice_agent_errors:rate5m{{{SEL}}}) {per_min}",
+                   f"(job:voice_agent_errors:rate5m{{{SEL}}}) {per_min} or {ZERO_IF_CALLS}",
                    "{{voice_agent_component}} recoverable={{voice_agent_error_recoverable}}"),
         ], unit="short", steps=((1, "red"),)),
         panel("bargauge", "Cancelled requests in range, by component", [target(
-            in_range("voice_agent_requests_cancelled_total", by="voice_agent_component"),
+            f'{in_range("voice_agent_requests_cancelled_total", by="voice_agent_component")} or vector(0)',
             "{{voice_agent_component}}", instant=True)], decimals=0),
         row("Session shape"),
         panel("stat", "Call duration p50 / p95 in range", [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +161,13 @@ def one_call(model: str = "fake-gpt") -> None:
     assert run.assistant_messages >= TURNS_PER_CALL, run.assistant_messages
 
 
+def healthy_call(model: str = "fake-gpt") -> None:
+    """A call with nothing wrong: no tool error, no interruption, no error, no cancellation."""
+    run = asyncio.run(run_offline_session(text_turns=("hello", "thanks"), audio_turns=1,
+                                          llm_=OfflineLLM(ttft=0.2, model=model)))  # fmt: skip
+    assert run.assistant_messages >= 2, run.assistant_messages
+
+
 @dataclass
 class StackRun:
     """What the scraped calls produced, and when Prometheus saw it."""
@@ -207,7 +214,8 @@ def flush_spans() -> None:
 
 
 @contextmanager
-def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator[StackRun]:
+def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2,
+                  call: Callable[[str], None] = one_call) -> Iterator[StackRun]:  # fmt: skip
     """One warm-up call (its series exist before the counted range), then ``counted_calls``
     calls, all scraped every second. Every counted call after the first uses another LLM
     model, so some series are born inside the range (as a new job process's are). Spans are
@@ -220,13 +228,13 @@ def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2) -> Iterator
     try:
         with PrometheusServer(endpoint.targets(), RULE_FILES, f"{SCRAPE_SECONDS:g}s") as prom:
             worker_gauges_as_the_worker_sets_them()
-            one_call()
+            call("fake-gpt")
             flush_spans()
             spans_before = len(delivered.get_finished_spans())
             before = Points(memory)
             t_first = scrape_after(prom, time.time())
             for i in range(counted_calls):
-                one_call("fake-gpt" if i == 0 else "fake-gpt-mini")
+                call("fake-gpt" if i == 0 else "fake-gpt-mini")
                 flush_spans()
             spans = len(delivered.get_finished_spans()) - spans_before
             after = Points(memory)

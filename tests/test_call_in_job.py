@@ -36,7 +36,11 @@ def test_a_real_job_is_one_trace_with_ids_on_every_span_and_its_report(tmp_path:
     (session_span,) = [s for s in spans if s.name == "agent_session"]
     (shutdown,) = [s for s in spans if s.name == "job_shutdown"]
     trace_id = session_span.trace_id
-    assert {s.trace_id for s in spans} == {trace_id, shutdown.trace_id}
+    # the call's spans are in its trace; under load LiveKit may add a root span of its own
+    # (event_loop_blocked …) in a trace of its own: not the product's, so not asserted
+    call = {"agent_session", "agent_turn", "user_turn", "llm_request", "tts_request", "job_shutdown"}
+    assert {s.trace_id for s in spans if s.name in call} == {trace_id, shutdown.trace_id}
+    assert {"agent_turn", "llm_request"} <= {s.name for s in spans if s.trace_id == trace_id}
     assert [(link.trace_id, link.span_id) for link in shutdown.links] == [(trace_id, session_span.span_id)]
     assert sorted(s.name for s in spans if s.trace_id == shutdown.trace_id) == [
         "job_shutdown", "room_disconnect", "session_end_upload", "shutdown_callback"

@@ -11,6 +11,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import socket
 import threading
 import time
@@ -343,9 +344,10 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     served = get(f"http://127.0.0.1:{endpoint.port}/metrics").splitlines()
     assert "voice_agent_sessions_started_total 2.0" in served
     assert "voice_agent_sessions_active 1.0" in served
-    assert [f for f in _our_files(multiproc_dir) if f.endswith(".db")] == [
-        "counter_shared-otel-livekit.db", "gauge_sum_shared-otel-livekit.db",
-    ]  # fmt: skip
+    own_gauges = f"gauge_sum_{os.getpid()}-otel-livekit.db"  # this process's, while it lives
+    assert sorted(f for f in _our_files(multiproc_dir) if f.endswith(".db")) == sorted([
+        "counter_shared-otel-livekit.db", own_gauges, "gauge_sum_shared-otel-livekit.db",
+    ])  # fmt: skip
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 2.0" in lines
     assert "voice_agent_sessions_active 1.0" in lines
@@ -356,6 +358,7 @@ def test_multiprocess_is_on_by_default_and_off_by_switch(
     lines = _multiprocess_exposition(multiproc_dir).splitlines()
     assert "voice_agent_sessions_started_total 3.0" in lines
     assert "voice_agent_sessions_active 0.0" in lines
+    assert own_gauges not in _our_files(multiproc_dir)
 
     for file in multiproc_dir.iterdir():
         file.unlink()

@@ -29,6 +29,7 @@ from stack_harness import (
     SdkReaderEndpoint,
     StackRun,
     finite_values,
+    healthy_call,
     scraped_calls,
 )
 
@@ -255,3 +256,29 @@ def test_every_metric_name_in_the_stack_is_one_prometheus_stored(stack: StackRun
     assert len(used) > 30
     missing = sorted(name for name in used if name not in stored)
     assert missing == [], f"metric or label names no real call produced: {missing}"
+
+
+ZERO_PANELS = (
+    "Tool errors",
+    "Interruptions per minute, by kind (false = resumed)",
+    "Errors per minute, by component and recoverability",
+    "Cancelled requests in range, by component",
+)
+
+
+@pytest.fixture(scope="module")
+def healthy() -> Iterator[StackRun]:
+    """Calls with nothing wrong, through the package's own /metrics."""
+    require_or_skip("prometheus (Debian package)", prometheus_binary() is not None)
+    with scraped_calls(PackageEndpoint(), counted_calls=1, call=healthy_call) as run:
+        yield run
+
+
+@pytest.mark.parametrize("title", ZERO_PANELS)
+def test_count_panels_read_0_on_a_healthy_agent(healthy: StackRun, title: str) -> None:
+    """Counters that exist only after their first event: the panel says 0, not "No data"."""
+    doc = load(DASHBOARD_DIR / "pipeline-health.json")
+    (panel,) = [p for p in panels(doc) if p["title"] == title]
+    variables = variable_values(doc)
+    values = [v for t in panel["targets"] for v in finite_values(run_target(healthy, t, variables))]
+    assert values and set(values) == {0.0}, (title, values)
