@@ -90,6 +90,8 @@ class Telemetry:
         self._jobs_hooked: set[str] = set()
         self._closed = False
         self._deadline = Deadline(self.health)
+        self._flush_spent = 0.0
+        self._lost_at_flush = 0
         if self.enabled:
             atexit.register(self.shutdown)  # the providers' own exit hooks are off
 
@@ -122,12 +124,18 @@ class Telemetry:
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export what is buffered; returns within ``timeout`` seconds (default
-        ``flush_timeout``) even if a backend hangs, and never raises."""
+        ``flush_timeout``) even if a backend hangs, and never raises. False when anything
+        was dropped since the last flush, or is still pending, on any destination."""
         budget = self.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
         self._cut_spool(budget)
         flushes = [partial(p.force_flush, millis) for p in self._providers()]
+        started = time.monotonic()
         done = self._deadline.run("flush", budget, flushes)
+        self._flush_spent = time.monotonic() - started
+        lost = sum(h.not_delivered for h in self.health)
+        done = done and lost <= self._lost_at_flush
+        self._lost_at_flush = lost
         if done and self.spooler is not None:
             self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
         return done
@@ -142,11 +150,14 @@ class Telemetry:
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop the exporters within ``timeout`` seconds; a later
         ``setup_tracing()`` builds anew. After a flush that the deadline cut short (its
-        export still stuck), it does not wait again: the job has already spent its budget."""
+        export still stuck), it does not wait again: the job has already spent its budget.
+        Without ``timeout`` it gets what the last flush left of the one budget: a job-end
+        flush and this shutdown take ``flush_timeout`` together, even when a slow backend
+        answers every export just in time."""
         if self._closed:
             return
         self._closed = True
-        budget = self.flush_timeout if timeout is None else timeout
+        budget = max(0.0, self.flush_timeout - self._flush_spent) if timeout is None else timeout
         if self._deadline.stuck:
             budget = 0.0  # still started, so the exporters stop retrying
         self._cut_spool(budget)
@@ -261,8 +272,9 @@ def _span_processor(
         if (outbox := spooler.outbox(exporter, session, h)) is not None:
             return CountingBatchSpanProcessor(wrap(SpoolingSpanExporter(outbox), plan.backend), h)
     elif isinstance(plan.traces, FileTarget):
-        exporter = FileSpanExporter(plan.traces.path)
+        exporter = file_spans = FileSpanExporter(plan.traces.path)
         h.target = f"file ({plan.traces.path})"
+        h.reason = lambda: file_spans.last_error
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
     return CountingBatchSpanProcessor(ReportingSpanExporter(wrap(exporter, plan.backend), h, http=http), h)
@@ -284,6 +296,7 @@ def _metric_reader(
         h = ExportHealth("metrics", f"file ({plan.metrics.path})")
         health.append(h)
         exporter: Any = FileMetricExporter(plan.metrics.path)
+        h.reason = lambda: exporter.last_error
         return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
     temporality: dict[type, AggregationTemporality] | None = None
     if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):

@@ -318,7 +318,7 @@ def pipeline_health() -> dict[str, Any]:
                    "{{voice_agent_component}} recoverable={{voice_agent_error_recoverable}}"),
         ], unit="short", steps=((1, "red"),)),
         panel("bargauge", "Cancelled requests in range, by component", [target(
-            f'{in_range("voice_agent_requests_cancelled_total", by="voice_agent_component")} or vector(0)',
+            f'{in_range("voice_agent_requests_cancelled_total", MODEL_SEL, "voice_agent_component")} or vector(0)',
             "{{voice_agent_component}}", instant=True)], decimals=0),
         row("Session shape"),
         panel("stat", "Call duration p50 / p95 in range", [
@@ -331,10 +331,10 @@ def pipeline_health() -> dict[str, Any]:
         ], unit="short"),
         row("Load"),
         panel("timeseries", "VAD inferences per second and mean inference time", [
-            target(f"sum by (gen_ai_provider_name, gen_ai_request_model) (job:voice_agent_vad_inferences:rate5m{{{SEL}}})",
+            target(f"sum by (gen_ai_provider_name, gen_ai_request_model) (job:voice_agent_vad_inferences:rate5m{{{MODEL_SEL}}})",
                    "{{gen_ai_provider_name}}/{{gen_ai_request_model}} inferences/s"),
-            target(f"sum ({grown('voice_agent_vad_inference_duration_seconds_sum{' + SEL + '}', '$__rate_interval')}) / "
-                   f"sum ({grown('voice_agent_vad_inference_duration_seconds_count{' + SEL + '}', '$__rate_interval')})",
+            target(f"sum ({grown('voice_agent_vad_inference_duration_seconds_sum{' + MODEL_SEL + '}', '$__rate_interval')}) / "
+                   f"sum ({grown('voice_agent_vad_inference_duration_seconds_count{' + MODEL_SEL + '}', '$__rate_interval')})",
                    "mean inference (s)"),
         ], unit="short"),
         panel("timeseries", "LiveKit worker load (worker /metrics)", [
@@ -403,7 +403,7 @@ def pipeline_health() -> dict[str, Any]:
     ]  # fmt: skip
     return dashboard("otel-livekit-pipeline-health", "Pipeline health (otel_livekit)",
                      "Calls, turns, interruptions, tools, errors, load and telemetry export of LiveKit "
-                     "voice agents.", panels, with_model=False)  # fmt: skip
+                     "voice agents.", panels, with_model=True)  # fmt: skip
 
 
 DASHBOARDS = {

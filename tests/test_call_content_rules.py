@@ -112,3 +112,30 @@ def test_a_late_per_session_call_applies_to_the_spans_that_start_afterwards() ->
     asyncio.run(run_offline_session(text_turns=("hello", "bye"), audio_turns=0, before_start=later))
     turns = [s for s in memory.get_finished_spans() if s.name == "llm_request"]
     assert [(s.attributes or {}).get("user.id") for s in turns] == ["early", "late"]
+
+
+def test_content_for_one_destination_never_reaches_the_spooled_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Content opted in for `processors` only, while the backend is down and its batches
+    wait in the on-disk spool: the spool files (and so the wire, later) carry no content,
+    the opted-in destination does."""
+    import os
+    from pathlib import Path
+
+    from servers import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # refused
+    monkeypatch.setenv("OTEL_LIVEKIT_CONTENT", "processors")
+    memory = InMemorySpanExporter()
+    t = setup_tracing("otlp", span_processors=[SimpleSpanProcessor(memory)])
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
+    t.force_flush()  # the backend takes nothing: the batches wait in the spool
+    spool = Path(os.environ["OTEL_LIVEKIT_SPOOL_DIR"])
+    files = [p for p in spool.rglob("*") if p.is_file() and p.parent.name.startswith("traces-")]
+    assert files, sorted(spool.rglob("*"))
+    spooled = b"".join(p.read_bytes() for p in files)
+    assert b"agent_session" in spooled  # the call's spans are there
+    assert REPLY.encode() not in spooled and b"How can I help" not in spooled
+    assert _reply_in(list(memory.get_finished_spans())) == (True, True)
+    t.shutdown(timeout=1.0)

@@ -128,3 +128,24 @@ def test_healthy_backend_gets_everything(monkeypatch: pytest.MonkeyPatch) -> Non
         assert [p.as_int for p in probe.sum.data_points] == [2]
     assert t.not_delivered == {"traces": 0, "metrics": 0}
     assert t.export_failures == {"traces": 0, "metrics": 0}
+
+
+@pytest.mark.parametrize("spool", ["true", "false"])
+@pytest.mark.parametrize("delay", [0.5, 1.0, 1.5])
+def test_a_slow_backend_that_answers_keeps_the_one_budget(
+    monkeypatch: pytest.MonkeyPatch, delay: float, spool: str
+) -> None:
+    """Each export fits the 2 s budget, their sum does not: flush + shutdown still take
+    the one budget together, and what is cut is spooled (spool on) or counted (off)."""
+    from fault_server import FaultServer
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TIMEOUT")
+    monkeypatch.setenv("OTEL_LIVEKIT_SPOOL", spool)
+    with FaultServer(delay=delay) as server:
+        t = setup_tracing("otlp", endpoint=server.url)
+        emit_call_telemetry()
+        started = time.monotonic()
+        t.force_flush()
+        t.shutdown()
+        elapsed = time.monotonic() - started
+    assert elapsed <= DEFAULT_FLUSH_TIMEOUT + SLACK, elapsed

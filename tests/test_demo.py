@@ -354,3 +354,23 @@ def test_demo_serves_prometheus_while_it_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-3000:]
     assert seen >= 1, "no scrape during the run saw a call"
     assert f"metrics: http://127.0.0.1:{port}/metrics" in out
+
+
+def test_each_simulated_call_is_a_session_with_its_caller(demo_run: tuple[Path, Any]) -> None:
+    """A simulated call has no room or participant: the demo names its session and caller,
+    so a backend (Langfuse) lists one session per call, with its user, on every span."""
+    path, proc = demo_run
+    assert proc.returncode == 0
+    sessions: dict[str, set[tuple[str, str]]] = {}
+    for trace_id, spans in read_spans(path).items():
+        ids = {(s["attrs"].get("session.id", ""), s["attrs"].get("user.id", "")) for s in spans}
+        sessions[trace_id] = ids
+    calls = [ids for ids in sessions.values() if any(sid for sid, _ in ids)]
+    assert len(calls) == CALLS, sessions
+    numbers = set()
+    for ids in calls:
+        ((session_id, user_id),) = ids  # every span of the call carries the same two ids
+        match = re.fullmatch(r"demo-[0-9a-f]{6}-call-(\d+)", session_id)
+        assert match and user_id == f"demo-caller-{match.group(1)}", (session_id, user_id)
+        numbers.add(int(match.group(1)))
+    assert numbers == set(range(1, CALLS + 1))

@@ -78,3 +78,31 @@ def test_file_backend_writes_every_span_and_the_metrics_as_otlp_json(tmp_path: P
     points = {m.name: m for rm in metrics[0].resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert [p.as_int for p in points["voice_agent.sessions.started"].sum.data_points] == [1]
     assert [p.as_int for p in points["voice_agent.tool.calls"].sum.data_points] == [1]
+
+
+def test_an_unwritable_file_is_one_line_no_traceback_and_a_false_flush(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """A path under a regular file (as root, the real "cannot write"): one WARNING naming
+    the path and the reason, no traceback at export or shutdown, the spans counted, and
+    force_flush() says False."""
+    import logging
+
+    from opentelemetry import trace
+
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "traces.jsonl"
+    caplog.set_level(logging.DEBUG)
+    t = setup_tracing("file", otel_livekit_file_path=str(path))
+    for batch in range(3):
+        for i in range(2):
+            with trace.get_tracer("test").start_as_current_span(f"span-{batch}-{i}"):
+                pass
+        assert t.force_flush() is False
+    t.shutdown()
+    ours = [r for r in caplog.records if r.name == "otel_livekit" and r.levelno >= logging.WARNING]
+    lines = [r.getMessage() for r in ours if r.getMessage().startswith("traces export")]
+    assert lines == [f"traces export to file ({path}) failed: Not a directory (further failures "
+                     "are counted, not logged, until it recovers)"]  # fmt: skip
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    assert t.not_delivered["traces"] == 6

@@ -89,7 +89,8 @@ def test_every_python_snippet_in_the_docs_compiles() -> None:
     snippets = [(page.name, m.group(1)) for page in pages
                 for m in re.finditer(r"```python\n(.*?)```", page.read_text(), re.S)]  # fmt: skip
     assert len(snippets) >= 5
-    for name, code in snippets:
+    for name, code in snippets:  # an included file (pymdownx.snippets) is compiled as included
+        code = re.sub(r'^--8<-- "([^"]+)"$', lambda m: (ROOT / m.group(1)).read_text(), code, flags=re.M)
         compile(code, name, "exec")
 
 
@@ -114,3 +115,21 @@ def test_supported_versions_are_the_ones_tested() -> None:
     assert otel_livekit.__version__ == version("otel_livekit")
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## [{otel_livekit.__version__}]" in changelog
+
+
+def test_the_readme_quickstart_is_the_tested_example() -> None:
+    """Every line of the README's entrypoint skeleton is in examples/agent.py, which
+    tests/test_job_process.py runs in a real JobContext (the docs include the file itself)."""
+    import re
+
+    example = (ROOT / "examples" / "agent.py").read_text()
+    (quickstart,) = [m.group(1) for m in re.finditer(r"```python\n(.*?)```", README, re.S)
+                     if "setup_tracing" in m.group(1)]  # fmt: skip
+    skeleton = [line.split("#")[0].strip() for line in quickstart.splitlines()]
+    skeleton = [line for line in skeleton if line and "..." not in line and "MyAgent" not in line]
+    assert len(skeleton) >= 7
+    for line in skeleton:
+        if line.startswith("setup_tracing("):
+            line = "setup_tracing("
+        assert line in example, line
+    assert '--8<-- "examples/agent.py"' in (DOCS / "getting-started.md").read_text()

@@ -282,3 +282,12 @@ def test_count_panels_read_0_on_a_healthy_agent(healthy: StackRun, title: str) -
     variables = variable_values(doc)
     values = [v for t in panel["targets"] for v in finite_values(run_target(healthy, t, variables))]
     assert values and set(values) == {0.0}, (title, values)
+
+
+def test_pipeline_health_filters_by_provider_and_model() -> None:
+    doc = load(DASHBOARD_DIR / "pipeline-health.json")
+    assert [v["name"] for v in doc["templating"]["list"]] == ["job", "provider", "model"]
+    filtered = {p["title"] for p in panels(doc) for t in p["targets"]
+                if 'gen_ai_request_model=~"$model"' in t["expr"]}  # fmt: skip
+    assert {"VAD inferences per second and mean inference time",
+            "Cancelled requests in range, by component"} <= filtered  # fmt: skip

@@ -195,7 +195,7 @@ def demo(
     per_call: dict[int, int] = {}
     live = console.is_terminal
     progress = Progress(
-        TextColumn("[bold]calls[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("turns"),
+        TextColumn(f"[bold]{calls} calls[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("turns"),
         TimeElapsedColumn(), console=console, disable=not live, transient=True,
     )  # fmt: skip
     task = progress.add_task("turns", total=calls * turns)

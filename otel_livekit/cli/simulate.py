@@ -16,6 +16,7 @@ import json
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from ..offline import (
     OfflineTTS,
     OfflineVAD,
 )
+from ..sessions.calls import set_call_attributes
 
 CALL_INDEX: contextvars.ContextVar[int] = contextvars.ContextVar("otel_livekit_call", default=-1)
 """The simulated call a task belongs to (spans started inside it inherit the context)."""
@@ -131,6 +133,16 @@ class CallPlan:
     @property
     def tool_turn(self) -> int | None:
         return self.lines.index(WEATHER_TURN) if WEATHER_TURN in self.lines else None
+
+
+RUN_ID = uuid.uuid4().hex[:6]
+"""Tells this demo's calls from an earlier run's in a backend (Langfuse sessions)."""
+
+
+def call_ids(plan: CallPlan) -> tuple[str, str]:
+    """A simulated call has no room and no participant: its session is the call, its user
+    a simulated caller, so a backend lists one session per call with its user."""
+    return f"demo-{RUN_ID}-call-{plan.index + 1}", f"demo-caller-{plan.index + 1}"
 
 
 def plan_calls(calls: int, turns: int, seed: int) -> list[CallPlan]:
@@ -381,6 +393,8 @@ async def run_call(
 
     session.on("conversation_item_added", on_item)
     session.on("error", on_error)
+    session_id, user_id = call_ids(plan)
+    set_call_attributes(session, session_id=session_id, user_id=user_id)
     await session.start(SimAgent(rng))
     for turn, line in enumerate(plan.lines):
         if turn == plan.error_turn:

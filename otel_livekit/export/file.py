@@ -9,6 +9,7 @@ the OTLP exporters' own protobuf encoders, so the content is exactly what OTLP/H
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -62,6 +63,8 @@ class JsonLinesFile:
         self._lock = threading.Lock()
         self._fh: TextIO | None = None
         self._users = 0
+        self.last_error: str | None = None
+        """Why the last write failed (the reason health's one failure line gives), if it did."""
 
     @classmethod
     def acquire(cls, path: str | os.PathLike[str]) -> JsonLinesFile:
@@ -88,10 +91,19 @@ class JsonLinesFile:
         line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
             if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):  # the open below says why, if it matters
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
             self._fh.write(line)
             self._fh.flush()
+
+
+def _reason(err: Exception) -> str:
+    """A full disk or a read-only mount is not a bug: its words, no traceback."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    logger.debug("otel_livekit: file export failed", exc_info=err)
+    return type(err).__name__
 
 
 class FileSpanExporter(SpanExporter):
@@ -105,13 +117,17 @@ class FileSpanExporter(SpanExporter):
     def path(self) -> Path:
         return self._file.path
 
+    @property
+    def last_error(self) -> str | None:
+        return self._file.last_error
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
             return SpanExportResult.FAILURE
         try:
             self._file.write(to_otlp_json(encode_spans(spans)))
-        except Exception:
-            logger.warning("could not write spans to %s", self._file.path, exc_info=True)
+        except Exception as err:
+            self._file.last_error = _reason(err)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -132,6 +148,10 @@ class FileMetricExporter(MetricExporter):
         self._file = JsonLinesFile.acquire(path)
         self._closed = False
 
+    @property
+    def last_error(self) -> str | None:
+        return self._file.last_error
+
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
@@ -141,8 +161,8 @@ class FileMetricExporter(MetricExporter):
             request = encode_metrics(metrics_data)
             if request.resource_metrics:
                 self._file.write(to_otlp_json(request))
-        except Exception:
-            logger.warning("could not write metrics to %s", self._file.path, exc_info=True)
+        except Exception as err:
+            self._file.last_error = _reason(err)
             return MetricExportResult.FAILURE
         return MetricExportResult.SUCCESS
 

@@ -72,9 +72,14 @@ class ExportHealth:
         self.failure_note: Callable[[str], str] | None = None
         """Words appended to the one failure line, e.g. where the spool keeps the batches."""
         self.last_error: str | None = None
+        self.reason: Callable[[], str | None] | None = None
+        """Where an exporter without HTTP keeps why its last export failed (the file's)."""
         self._written_off = 0
         self._failing = False
         self._lock = threading.Lock()
+
+    def why_failed(self) -> str:
+        return (self.reason() if self.reason else None) or "export failed"
 
     def attempt(self, error: str | None) -> None:
         """One HTTP request (or one export call for exporters without one) ended."""
@@ -184,7 +189,7 @@ class ReportingSpanExporter(SpanExporter):
         finally:
             self.health.sent(len(spans), ok)
         if not self._http:
-            self.health.attempt(None if ok else "export failed")
+            self.health.attempt(None if ok else self.health.why_failed())
         return result
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -228,7 +233,7 @@ class ReportingMetricExporter(MetricExporter):
         finally:
             self.health.sent(points, ok)
         if not self._http:
-            self.health.attempt(None if ok else "export failed")
+            self.health.attempt(None if ok else self.health.why_failed())
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
