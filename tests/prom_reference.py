@@ -21,6 +21,8 @@ from otel_livekit.offline import OfflineLLM, OfflineSTT, OfflineTTS, run_offline
 
 SCOPE_LABEL_PREFIX = "otel_scope_"
 CATALOGUE_SAMPLES = {name for spec in CATALOGUE for name in sample_names(spec)}
+SCOPE_OF = {name: spec.meter for spec in CATALOGUE for name in sample_names(spec)}
+"""The meter each sample comes from: ours, or LiveKit's for its own instruments we expose."""
 
 
 def run_reference_sessions(registry: CollectorRegistry, **setup: Any) -> Telemetry:
@@ -51,7 +53,8 @@ Sample = tuple[str, str, tuple[tuple[str, str], ...], float]
 
 def samples(exposition: str, *, scope_only: bool) -> set[Sample]:
     """Every catalogue sample of a text exposition. ``scope_only``: keep the SDK reader's
-    samples of meter ``otel_livekit`` (it also shows LiveKit's own instruments) and drop its
+    samples of the meter each catalogue row comes from (it also shows LiveKit's other
+    instruments, and same-named ones of other meters) and drop its
     ``otel_scope_*`` labels. ``le`` compares as a number: prometheus-client's multiprocess
     collector writes ``1.0`` where the SDK writes ``1``."""
     out: set[Sample] = set()
@@ -59,7 +62,7 @@ def samples(exposition: str, *, scope_only: bool) -> set[Sample]:
         for s in family.samples:
             if s.name not in CATALOGUE_SAMPLES:
                 continue
-            if scope_only and s.labels.get("otel_scope_name") != "otel_livekit":
+            if scope_only and s.labels.get("otel_scope_name") != SCOPE_OF[s.name]:
                 continue
             labels = tuple(sorted(
                 (k, repr(float(v)) if k == "le" else v) for k, v in s.labels.items()

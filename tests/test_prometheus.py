@@ -24,7 +24,7 @@ import prom_jobs
 import pytest
 from conftest import reset_otel_globals
 from prom_jobs import JobSpec
-from prom_reference import CATALOGUE_SAMPLES, run_reference_sessions, samples, shape
+from prom_reference import CATALOGUE_SAMPLES, SCOPE_OF, run_reference_sessions, samples, shape
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.openmetrics import exposition as om_exposition
@@ -188,8 +188,9 @@ def test_names_equal_the_sdk_prometheus_reader_single_process() -> None:
     om_ours = list(om_families(get(url, accept="application/openmetrics-text; version=1.0.0")))
     om_theirs = list(om_families(om_exposition.generate_latest(registry).decode()))
     families = {(f.name, f.type, f.unit) for f in om_ours}
-    reference = {(f.name, f.type, f.unit) for f in om_theirs
-                 if any(s.labels.get("otel_scope_name") == "otel_livekit" for s in f.samples)}  # fmt: skip
+    ours_scope = {(f.name, f.type, f.unit) for f in om_theirs for s in f.samples
+                  if s.name in SCOPE_OF and s.labels.get("otel_scope_name") == SCOPE_OF[s.name]}  # fmt: skip
+    reference = ours_scope
     assert families == reference
     assert {f.name for f in om_ours if f.samples} >= {f for f, _, _ in reference}
     assert not [n for _, n, _, _ in ours if n not in CATALOGUE_SAMPLES]

@@ -24,7 +24,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from ..metrics.catalogue import BY_NAME, METER_NAME
+from ..metrics.catalogue import BY_NAME, CATALOGUE, METER_NAME
 from .prometheus_names import (
     PromType,
     bound_label,
@@ -53,6 +53,10 @@ class Family:
     rows: tuple[tuple[tuple[str, ...], float | HistValue], ...]
 
 
+SCOPES = frozenset(spec.meter for spec in CATALOGUE)
+"""Our meter, and LiveKit's for the LiveKit instruments the catalogue exposes."""
+
+
 def convert(data: MetricsData | None) -> list[Family]:
     """The catalogue's metrics (meter ``otel_livekit``) in ``data``, as Prometheus families.
 
@@ -61,11 +65,11 @@ def convert(data: MetricsData | None) -> list[Family]:
     families: list[Family] = []
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
-            if sm.scope.name != METER_NAME:
+            if sm.scope.name not in SCOPES:
                 continue
             for metric in sm.metrics:
                 spec = BY_NAME.get(metric.name)
-                if spec is None:
+                if spec is None or spec.meter != sm.scope.name:
                     continue
                 allowed = {*spec.attributes, OVERFLOW_ATTRIBUTE}
                 ptype: PromType
@@ -87,7 +91,10 @@ def convert(data: MetricsData | None) -> list[Family]:
                         points.append(point.value)
                     else:  # exponential histograms: not in the catalogue
                         rows.pop()
-                keys = tuple(sorted({k for row in rows for k in row}))
+                present = {k for row in rows for k in row}
+                if spec.meter != METER_NAME:  # LiveKit adds error.type only to failures: fixed
+                    present |= {label_name(k) for k in spec.attributes}  # keys keep a series one
+                keys = tuple(sorted(present))
                 cells = tuple(tuple(row.get(k, "") for k in keys) for row in rows)
                 families.append(Family(
                     name=family_name(metric.name, metric.unit or "", ptype),

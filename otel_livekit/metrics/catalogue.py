@@ -23,6 +23,7 @@ from .buckets import (
     SESSION_SECONDS,
     TOKENS_PER_SECOND,
 )
+from .livekit_views import LIVEKIT_METER
 
 logger = logging.getLogger("otel_livekit")
 
@@ -46,12 +47,20 @@ class InstrumentSpec:
     """The LiveKit event the values come from (for the README)."""
     observed: bool = False
     """Read by a callback elsewhere (the export self-metrics), not recorded by the recorder."""
+    meter: str = METER_NAME
+    """Who records it: ``otel_livekit``, or LiveKit's own meter for the LiveKit instruments
+    the catalogue exposes as they are (their View is in ``livekit_views``)."""
     exemplars: bool = False
     """Samples carry an exemplar (trace and span id): the latency a dashboard links to its
     trace. Elsewhere the SDK's exemplar reservoir would cost every sample for nothing."""
     exemplar_attributes: tuple[str, ...] = ()
     """Recorded with each sample but kept off the series by the View: they ride on the
     exemplar only (the turn id)."""
+
+    @property
+    def recorded(self) -> bool:
+        """Recorded by the recorder (neither read by a callback nor recorded by LiveKit)."""
+        return not self.observed and self.meter == METER_NAME
 
     def view(self) -> View:
         aggregation = ExplicitBucketHistogramAggregation(self.buckets) if self.buckets is not None else None
@@ -179,6 +188,13 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
        (sc.GEN_AI_TOOL_NAME,), "function_tools_executed (is_error)"),
     _c("voice_agent.errors", "{error}", "Pipeline errors by component and recoverability",
        (sc.COMPONENT, sc.ERROR_RECOVERABLE, sc.ERROR_TYPE), "error"),
+    # --- LiveKit's own instruments, exposed as LiveKit records them (its View gives the buckets)
+    InstrumentSpec("gen_ai.execute_tool.duration", "histogram", S, "Tool execution duration",
+                   (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_TOOL_NAME, sc.ERROR_TYPE), LAT,
+                   "LiveKit (function tool executions)", meter=LIVEKIT_METER),
+    InstrumentSpec("gen_ai.invoke_agent.duration", "histogram", S, "Agent turn duration",
+                   (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_AGENT_NAME), LAT,
+                   "LiveKit (agent turns)", meter=LIVEKIT_METER),
     # --- the telemetry pipeline's own health (read from each destination's ExportHealth) ---
     InstrumentSpec("otel_livekit.export.attempts", "counter", "{attempt}",
                    "Export HTTP attempts (retries and spool replays included)",
@@ -205,7 +221,7 @@ them (``CatalogueMeterProvider``), so nothing is counted twice and nothing is pa
 
 
 def views() -> list[View]:
-    return [spec.view() for spec in CATALOGUE]
+    return [spec.view() for spec in CATALOGUE if spec.meter == METER_NAME]
 
 
 def markdown_table() -> str:

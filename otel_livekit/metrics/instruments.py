@@ -121,7 +121,7 @@ class Instruments:
         self._by_name: dict[str, Any] = {}
         self.pending = PendingSamples()
         for spec in CATALOGUE:
-            if spec.observed:
+            if not spec.recorded:
                 continue
             if spec.kind == "histogram":
                 histogram = meter.create_histogram(

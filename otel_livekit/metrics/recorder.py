@@ -120,11 +120,11 @@ class Recorder:
         self._pending = instruments.pending
         self._histograms = {
             spec.name: (instruments.histogram(spec.name), spec.exemplars)
-            for spec in CATALOGUE if spec.kind == "histogram" and not spec.observed
+            for spec in CATALOGUE if spec.kind == "histogram" and spec.recorded
         }  # fmt: skip
         self._counters = {
             spec.name: instruments.counter(spec.name)
-            for spec in CATALOGUE if spec.kind != "histogram" and not spec.observed
+            for spec in CATALOGUE if spec.kind != "histogram" and spec.recorded
         }  # fmt: skip
         self._handlers: dict[type, Callable[[Any, TurnTracker], None]] = {
             LLMMetrics: self._llm,
