@@ -131,14 +131,31 @@ class Telemetry:
         self._cut_spool(budget)
         flushes = [partial(p.force_flush, millis) for p in self._providers()]
         started = time.monotonic()
+        spooled = [h.spooled for h in self.health]
         done = self._deadline.run("flush", budget, flushes)
         self._flush_spent = time.monotonic() - started
+        self._say_what_waits(spooled, budget)
         lost = sum(h.not_delivered for h in self.health)
         done = done and lost <= self._lost_at_flush
         self._lost_at_flush = lost
         if done and self.spooler is not None:
             self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
         return done
+
+    def _say_what_waits(self, spooled_before: list[int], budget: float) -> None:
+        """A backend that hangs or answers too slowly is said out loud at the flush that met
+        it, not when the attempt times out later (a LiveKit job has ended by then): what was
+        left in the spool, for which destination, and where it waits. A destination whose
+        failure was already logged (refused, down) is not repeated."""
+        for h, before in zip(self.health, spooled_before, strict=True):
+            waiting = h.spooled - before
+            if waiting <= 0 or h.failing:
+                continue
+            unit = "spans" if h.signal == "traces" else "metric points"
+            where = h.failure_note("no answer") if h.failure_note else ""
+            logger.warning("otel_livekit: %d %s not delivered to %s within the %.1f s flush "
+                           "deadline (no answer in time)%s", waiting, unit, h.target, budget,
+                           where)  # fmt: skip
 
     def _cut_spool(self, budget: float) -> None:
         """Exports still waiting for the backend shortly before the deadline leave their

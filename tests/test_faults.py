@@ -282,3 +282,31 @@ def test_what_is_queued_at_the_deadline_is_spooled_within_it() -> None:
         assert len(set(spooled_span_ids(spool_files(t, "traces")))) == 1200
         t.shutdown()
     assert elapsed <= DEFAULT_FLUSH_TIMEOUT + SLACK, elapsed
+
+
+@pytest.mark.parametrize("mode", ["hang", "slow"])
+def test_a_backend_that_does_not_answer_in_time_is_said_at_job_end(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read right when the job-end flush returns (a LiveKit job ends then): one WARNING per
+    signal names the destination, what waits and where; nothing is lost."""
+    caplog.set_level(logging.INFO)
+    port = free_port()
+    with backend(mode, port=port) as server:
+        assert server is not None
+        t = setup_tracing("otlp", endpoint=f"http://127.0.0.1:{port}")
+        one_call()
+        t.force_flush()  # the job's shutdown callback: then the process is gone
+        said = [r.getMessage() for r in caplog.records if "within the" in r.getMessage()]
+        traces = [line for line in said if "/v1/traces" in line]
+        assert len(traces) == 1, said
+        spooled = t.health[0].spooled
+        assert spooled >= 10
+        assert traces[0].startswith(f"otel_livekit: {spooled} spans not delivered to otlp "
+                                    f"(http://127.0.0.1:{port}/v1/traces) within the 2.0 s flush deadline "
+                                    "(no answer in time); batches are kept in "), traces[0]  # fmt: skip
+        assert traces[0].endswith("and re-sent when it answers")
+        t.shutdown()
+        assert t.spooler is not None
+        for box in t.spooler.outboxes:
+            box.join(10)

@@ -78,6 +78,11 @@ class ExportHealth:
         self._failing = False
         self._lock = threading.Lock()
 
+    @property
+    def failing(self) -> bool:
+        """A failure was logged and no success since (the line was said already)."""
+        return self._failing
+
     def why_failed(self) -> str:
         return (self.reason() if self.reason else None) or "export failed"
 
