@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -263,7 +263,6 @@ class SetupArgs:
 class Config:
     """Everything setup will build from, resolved."""
 
-    disabled: bool
     strict: bool
     plan: ExportPlan
     flush_timeout: float
@@ -366,6 +365,24 @@ def _float(env: Mapping[str, str], var: str, default: float) -> float:
     return value
 
 
+def _strict_or_auto(strict: bool | None, inside_job: bool | None = None) -> bool:
+    """``auto`` (None): strict outside a LiveKit job, lenient inside one."""
+    if strict is not None:
+        return strict
+    return not (in_job() if inside_job is None else inside_job)
+
+
+def strict_policy(given: bool | None, env: Mapping[str, str]) -> bool:
+    """The policy when the configuration itself could not be resolved: the same precedence
+    (argument > ``OTEL_LIVEKIT_STRICT`` > auto), a bad value of the variable read as auto."""
+    if given is None:
+        try:
+            given = _flag(env, ev.OTEL_LIVEKIT_STRICT, auto=True)
+        except ConfigurationError:
+            given = None
+    return _strict_or_auto(given)
+
+
 def in_job() -> bool:
     try:
         from livekit.agents import get_job_context
@@ -387,9 +404,7 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
     strict = a.strict
     if strict is None:
         strict = r.section(lambda e: _flag(e, ev.OTEL_LIVEKIT_STRICT, auto=True), lambda: None, "strict")
-    if strict is None:
-        strict = not (in_job() if inside_job is None else inside_job)
-    disabled = ev.is_true(env.get(ev.OTEL_SDK_DISABLED))
+    strict = _strict_or_auto(strict, inside_job)
 
     headers: dict[str, Mapping[str, Secret]] = {}
     for var in HEADER_VARIABLES:
@@ -468,7 +483,7 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
     )  # fmt: skip
 
     return Config(
-        disabled=disabled, strict=strict, plan=plan, flush_timeout=flush_timeout,
+        strict=strict, plan=plan, flush_timeout=flush_timeout,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
         span_destinations=tuple(span_destinations), logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,
@@ -487,8 +502,7 @@ def check_config(env: Mapping[str, str] | None = None, **setup_arguments: Any) -
     listing every problem — for a worker's start-up, ``prewarm`` or CI, so a bad setting
     fails the deploy instead of being replaced at the first call. Installs nothing."""
     config = resolve(_args(setup_arguments), env, inside_job=False)
-    if config.problems:
-        raise ConfigurationError(problem_list(config.problems))
+    replace(config, strict=True).report()
     return config
 
 

@@ -60,9 +60,6 @@ class Installation:
             except Exception:
                 logger.debug("otel_livekit: could not take back the %s", what, exc_info=True)
 
-    def __len__(self) -> int:
-        return len(self._undo)
-
 
 _INSTALLED = Installation()
 

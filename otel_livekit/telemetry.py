@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
-from .config import Config, SetupArgs, in_job, resolve
+from .config import DEFAULT_FLUSH_TIMEOUT, Config, SetupArgs, resolve, strict_policy
 from .export.backends import Destination, ExportPlan, FileTarget
 from .export.deadline import Deadline
 from .export.encoding import YieldingOTLPSpanExporter
@@ -61,7 +61,6 @@ from .sessions.sampling import WholeCallSampler
 logger = logging.getLogger("otel_livekit")
 
 DEFAULT_SERVICE_NAME = "livekit-agent"
-DEFAULT_FLUSH_TIMEOUT = 2.0
 ATTR_AGENT_NAME = "livekit.agent.name"
 ATTR_DEPLOYMENT_ENVIRONMENT = "deployment.environment.name"
 
@@ -454,7 +453,7 @@ def setup_tracing(
         try:
             config = resolve(args, env)
         except Exception as exc:  # a defect in resolution must not fail a call either
-            if strict or (strict is None and not in_job()):
+            if strict_policy(strict, env):
                 raise
             logger.error("otel_livekit: could not read the configuration (%s); telemetry is off in "
                          "this process, the agent goes on", type(exc).__name__)  # fmt: skip

@@ -326,17 +326,26 @@ class PhoenixServer(_ServerProcess):
                 return spans
 
     def spans(self, project: str, *, wait_for: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
-        """Poll until ``project`` holds ``wait_for`` or more spans; return them all.
+        """Poll until ``project`` holds ``wait_for`` or more spans and its count has stopped
+        growing; return them all.
 
-        Why poll: Phoenix inserts received spans asynchronously (batched), so they show
-        up shortly after the exporter returns. Raises ``TimeoutError`` naming what was
-        seen if the count is not reached. Use ``wait_for=0`` to read without waiting.
+        Why poll: Phoenix inserts received spans asynchronously, batch by batch, so they
+        show up shortly after the exporter returns — and a count reached mid-insert is not
+        the whole call (on a busy machine the last batch lands a moment later). Raises
+        ``TimeoutError`` naming what was seen if the count is not reached. Use
+        ``wait_for=0`` to read without waiting.
         """
         deadline = time.monotonic() + timeout
         while True:
             found = self.fetch_spans(project)
-            if len(found) >= wait_for:
+            if wait_for == 0:
                 return found
+            if len(found) >= wait_for:
+                time.sleep(0.5)
+                again = self.fetch_spans(project)
+                if len(again) == len(found) or time.monotonic() > deadline:
+                    return again
+                continue
             if time.monotonic() > deadline:
                 names = [s.get("name") for s in found]
                 raise TimeoutError(

@@ -102,9 +102,10 @@ class MultiprocessFiles:
             return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.gauge_path)
-        if self._reaper is not None:
+        if self._reaper is not None:  # nothing left for it to remove: stop it now, and reap it
             with contextlib.suppress(Exception):
-                self._reaper.wait(2)  # it sees the file gone within half a second
+                self._reaper.terminate()
+                self._reaper.wait(1)
 
     def _set_gauges(self, updates: list[tuple[str, float]]) -> None:
         """This process's own gauge file: absolute values, no lock (only it writes). Each

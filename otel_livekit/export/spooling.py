@@ -48,7 +48,6 @@ class SpoolSettings:
     enabled: bool
     root: Path
     max_bytes: int
-    explicit_dir: bool = False
 
 
 def _slug(text: str) -> str:
@@ -87,7 +86,7 @@ def spool_settings(
     root = Path(given).expanduser() if given else default_root(service, env)
     if enabled and given:
         writable_directory(root, ev.OTEL_LIVEKIT_SPOOL_DIR if not directory else "spool_dir=")
-    return SpoolSettings(enabled, root, max_bytes, explicit_dir=bool(given))
+    return SpoolSettings(enabled, root, max_bytes)
 
 
 def destination_dir(root: Path, signal: str, endpoint: str, headers: Mapping[str, str]) -> Path:
