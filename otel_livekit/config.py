@@ -23,6 +23,7 @@ from . import environment_variables as ev
 from .errors import ConfigurationError
 from .export.backends import ExportPlan, resolve_plan
 from .export.headers import HEADER_VARIABLES, masked_header_value, parse_headers
+from .export.instances import DEFAULT_EXPIRATION, InstanceSettings, default_directory
 from .export.prometheus import PrometheusSettings, prometheus_settings
 from .export.spooling import SpoolSettings, default_root, spool_settings
 from .metrics.pricing import PriceSource, PriceTable, load_prices
@@ -105,6 +106,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(ev.OTEL_LIVEKIT_SERVICE_VERSION, "string", "unset", "Resource `service.version`."),
     Setting(ev.OTEL_LIVEKIT_AGENT_NAME, "string", "the job's agent name",
             "Resource `livekit.agent.name`."),
+    Setting(ev.OTEL_LIVEKIT_INSTANCE_SLOTS, "bool", "true",
+            "With OTLP metrics, each job process takes the lowest free slot of its service on "
+            "the host as `service.instance.id` (`<host>/<n>`, a file lock held for the "
+            "process's life) and continues that slot's counters and histograms, so metric "
+            "series grow with concurrent calls, not with calls. `false`: the SDK's random id "
+            "per process. A `service.instance.id` you set yourself always wins."),
+    Setting(ev.OTEL_LIVEKIT_SERIES_EXPIRATION, "seconds", "3600",
+            "How long a slot's counters may go unexported and still be continued by its next "
+            "process; set it to your Collector's prometheus exporter `metric_expiration` (the "
+            "shipped one's is 60m)."),
     # --- job end and outages
     Setting(ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, "seconds (0–60]", "2",
             "The one deadline for everything telemetry does at job end and at exit (flush, "
@@ -274,6 +285,7 @@ class Config:
     logs: str
     spool: SpoolSettings
     prometheus: PrometheusSettings | None
+    instances: InstanceSettings
     prices: PriceTable
     session_id: str | None
     user_id: str | None
@@ -363,6 +375,22 @@ def _float(env: Mapping[str, str], var: str, default: float) -> float:
     if not 0 < value <= 60:
         raise ConfigurationError(f"must be between 0 and 60 seconds, got {raw!r}", variable=var)
     return value
+
+
+def _instances(env: Mapping[str, str], service: str) -> InstanceSettings:
+    enabled = _flag(env, ev.OTEL_LIVEKIT_INSTANCE_SLOTS) is not False
+    raw = env.get(ev.OTEL_LIVEKIT_SERIES_EXPIRATION)
+    expiration = DEFAULT_EXPIRATION
+    if raw:
+        try:
+            expiration = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"must be a number of seconds, got {raw!r}",
+                                     variable=ev.OTEL_LIVEKIT_SERIES_EXPIRATION) from None  # fmt: skip
+        if not 0 <= expiration < float("inf"):
+            raise ConfigurationError(f"must be 0 or more seconds, got {raw!r}",
+                                     variable=ev.OTEL_LIVEKIT_SERIES_EXPIRATION)  # fmt: skip
+    return InstanceSettings(enabled, default_directory(service, env), expiration)
 
 
 def _strict_or_auto(strict: bool | None, inside_job: bool | None = None) -> bool:
@@ -482,8 +510,12 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
         lambda: None, "prometheus", "no Prometheus endpoint",
     )  # fmt: skip
 
+    instances = r.section(lambda e: _instances(e, service),
+                          lambda: InstanceSettings(True, default_directory(service, env), DEFAULT_EXPIRATION),
+                          "instances")  # fmt: skip
+
     return Config(
-        strict=strict, plan=plan, flush_timeout=flush_timeout,
+        strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
         span_destinations=tuple(span_destinations), logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,

@@ -16,13 +16,28 @@ from typing import Any
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.resources import (
+    SERVICE_INSTANCE_ID,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    OTELResourceDetector,
+    Resource,
+)
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
@@ -41,6 +56,7 @@ from .export.health import (
     ReportingSpanExporter,
     quiet_repeated_exporter_logs,
 )
+from .export.instances import Slot, SlotMetricExporter, claim_slot
 from .export.prometheus import active_endpoint, prometheus_readers
 from .export.self_metrics import register_self_metrics
 from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
@@ -240,6 +256,21 @@ def _resource(
     return resource
 
 
+def _instance_slot(
+    config: Config, resource_attributes: Mapping[str, AttributeValue] | None, installation: Installation
+) -> Slot | None:
+    """A slot only where metric streams churn (OTLP metrics) and nobody chose the id."""
+    if not config.instances.enabled or not isinstance(config.plan.metrics, Destination):
+        return None
+    if SERVICE_INSTANCE_ID in (resource_attributes or {}) or \
+            SERVICE_INSTANCE_ID in OTELResourceDetector().detect().attributes:
+        return None
+    slot = claim_slot(config.instances)
+    if slot is not None:
+        installation.add("instance slot", slot.release)
+    return slot
+
+
 def _job_context() -> Any:
     try:
         from livekit.agents import get_job_context
@@ -296,15 +327,28 @@ def _span_processor(
     return CountingBatchSpanProcessor(ReportingSpanExporter(wrap(exporter, plan.backend), h, http=http), h)
 
 
-_DELTA: dict[type, AggregationTemporality] = {
-    Counter: AggregationTemporality.DELTA,
-    Histogram: AggregationTemporality.DELTA,
-    ObservableCounter: AggregationTemporality.DELTA,
-}
+_D, _C = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
+_TEMPORALITY: dict[str, dict[type, AggregationTemporality]] = {
+    # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, as the OTLP exporter spec defines it
+    "cumulative": {Counter: _C, ObservableCounter: _C, Histogram: _C, UpDownCounter: _C,
+                   ObservableUpDownCounter: _C, ObservableGauge: _C},
+    "delta": {Counter: _D, ObservableCounter: _D, Histogram: _D, UpDownCounter: _C,
+              ObservableUpDownCounter: _C, ObservableGauge: _C},
+    "lowmemory": {Counter: _D, ObservableCounter: _C, Histogram: _D, UpDownCounter: _C,
+                  ObservableUpDownCounter: _C, ObservableGauge: _C},
+}  # fmt: skip
+
+
+def _temporality(plan: ExportPlan, env: Mapping[str, str]) -> dict[type, AggregationTemporality]:
+    """The standard variable wins over the backend preset's; an unknown value is cumulative
+    (the SDK's reading of it)."""
+    chosen = (env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) or "").strip().lower()
+    return dict(_TEMPORALITY.get(chosen or (plan.temporality or "cumulative"), _TEMPORALITY["cumulative"]))
 
 
 def _metric_reader(
-    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth], spooler: Spooler
+    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth], spooler: Spooler,
+    slot: Slot | None = None,
 ) -> MetricReader | None:
     if plan.metrics is None:
         return None
@@ -314,9 +358,7 @@ def _metric_reader(
         exporter: Any = FileMetricExporter(plan.metrics.path)
         h.reason = lambda: exporter.last_error
         return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
-    temporality: dict[type, AggregationTemporality] | None = None
-    if plan.temporality == "delta" and not env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE):
-        temporality = dict(_DELTA)
+    temporality = _temporality(plan, env)
     h = ExportHealth("metrics", plan.backend)
     health.append(h)
     session = CountingSession(h)
@@ -327,10 +369,15 @@ def _metric_reader(
         session=session,
     )
     h.target = f"{plan.backend} ({exporter._endpoint})"
+    outer: MetricExporter
     if (outbox := spooler.outbox(exporter, session, h)) is not None:
-        return PeriodicExportingMetricReader(SpoolingMetricExporter(outbox, exporter))
+        outer = SpoolingMetricExporter(outbox, exporter)
+    else:
+        outer = ReportingMetricExporter(exporter, h, http=True)
+    if slot is not None:  # the slot's streams continued before encoding or spooling
+        outer = SlotMetricExporter(outer, slot.series, temporality)
     # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
-    return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h, http=True))
+    return PeriodicExportingMetricReader(outer)
 
 
 def _tracer_provider(
@@ -506,6 +553,9 @@ def _build_and_install(
         env, plan, service_name=service_name, service_version=service_version,
         environment=config.environment, agent_name=agent_name, extra=resource_attributes,
     )  # fmt: skip
+    slot = _instance_slot(config, resource_attributes, installation)
+    if slot is not None:
+        resource = resource.merge(Resource({SERVICE_INSTANCE_ID: slot.instance_id}))
     mapping = config.langfuse_mapping
     defaults = CallDefaults(
         session_id=config.session_id, user_id=config.user_id, trace_name=config.trace_name,
@@ -525,7 +575,7 @@ def _build_and_install(
     installation.add("tracer provider", tracer_provider.shutdown, build_only=True)
     readers: list[MetricReader] = []
     installation.add("metric readers", lambda: [r.shutdown() for r in readers], build_only=True)
-    readers.extend(r for r in (_metric_reader(plan, env, health, spooler),) if r is not None)
+    readers.extend(r for r in (_metric_reader(plan, env, health, spooler, slot),) if r is not None)
     readers.extend(prometheus_readers(config.prometheus))
     meter_provider = CatalogueMeterProvider(
         resource=resource,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,11 @@ async def launch_job(
     settings: dict[str, str],
     job_id: str = "job-test",
 ) -> ProcJobExecutor:
-    """Start a job process and hand it one (fake) job whose metadata is ``settings``."""
+    """Start a job process and hand it one (fake) job whose metadata is ``settings``. The
+    test's own cache directory goes with them (a forkserver keeps the first test's), so a job
+    never continues the instance-slot counters of another test's jobs."""
+    if "XDG_CACHE_HOME" in os.environ:
+        settings = {"XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"], **settings}
     executor = ProcJobExecutor(
         initialize_process_fnc=prewarm, job_entrypoint_fnc=entrypoint,
         session_end_fnc=None, simulation_end_fnc=None, inference_executor=None,
