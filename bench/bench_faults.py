@@ -72,7 +72,7 @@ async def calls_until(deadline: float, n: int = CALLS) -> int:
     return done
 
 
-def lag_child(mode: str, seconds: float, url: str, freeze: bool = True) -> None:
+def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: int = CALLS) -> None:
     import logging
 
     logging.disable(logging.WARNING)
@@ -102,7 +102,7 @@ def lag_child(mode: str, seconds: float, url: str, freeze: bool = True) -> None:
                 await asyncio.sleep(0.001)
                 lags.append((time.perf_counter() - t - 0.001) * 1000)
 
-        await calls_until(time.monotonic() + 5)  # warm-up: imports, first exports
+        await calls_until(time.monotonic() + 5, calls)  # warm-up: imports, first exports
         heap = None
         if freeze:  # without it, as production processes that don't freeze: no collect either
             gc.collect()
@@ -110,7 +110,7 @@ def lag_child(mode: str, seconds: float, url: str, freeze: bool = True) -> None:
             gc.freeze()
         gc.callbacks.append(on_gc)
         tick = asyncio.create_task(ticker())
-        made = await calls_until(time.monotonic() + seconds)
+        made = await calls_until(time.monotonic() + seconds, calls)
         stop = True
         await tick
         gc.callbacks.remove(on_gc)
@@ -149,7 +149,7 @@ STATES = ("healthy", "refusing", "hung", "slow")
 
 
 def lag(
-    seconds: float, repeat: int = 1, freeze: bool = True, states: tuple[str, ...] = STATES
+    seconds: float, repeat: int = 1, freeze: bool = True, states: tuple[str, ...] = STATES, calls: int = CALLS
 ) -> dict[str, Any]:
     out: dict[str, dict[str, Any]] = {}
     for mode in states:
@@ -158,7 +158,8 @@ def lag(
             for run in ("off", mode) if i % 2 == 0 else (mode, "off"):  # alternated order
                 with backend(run) as url:
                     cmd = [sys.executable, __file__, "--lag-child", run, "--lag-seconds", str(seconds),
-                           "--url", url, *([] if freeze else ["--no-freeze"])]  # fmt: skip
+                           "--url", url, "--calls", str(calls),
+                           *([] if freeze else ["--no-freeze"])]  # fmt: skip
                     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
                     proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
                 runs[run].append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -268,7 +269,8 @@ def main() -> None:
     ap.add_argument("--url")
     args = ap.parse_args()
     if args.lag_child:
-        return lag_child(args.lag_child, args.lag_seconds, args.url, freeze=not args.no_freeze)
+        return lag_child(args.lag_child, args.lag_seconds, args.url, freeze=not args.no_freeze,
+                         calls=args.calls)
     if args.outage_child:
         return outage_child(args.outage, args.cap, args.calls, args.off)
 
@@ -278,7 +280,7 @@ def main() -> None:
     if not args.skip_lag:
         states = tuple(args.states.split(","))
         lags = results[args.key] = lag(
-            args.lag_seconds, args.repeat, freeze=not args.no_freeze, states=states
+            args.lag_seconds, args.repeat, freeze=not args.no_freeze, states=states, calls=args.calls
         )
         spool = os.environ.get("OTEL_LIVEKIT_SPOOL")
         results[args.key]["command"] = " ".join(
@@ -286,7 +288,7 @@ def main() -> None:
         )
         per_run = f"{args.lag_seconds:.0f} s per run, {args.repeat} run(s) per arm"
         frozen = "heap frozen after warm-up" if not args.no_freeze else "heap NOT frozen"
-        print(f"\nEvent-loop lag (ms), 1 ms ticker, {CALLS} concurrent calls, {per_run}, {frozen}\n")
+        print(f"\nEvent-loop lag (ms), 1 ms ticker, {args.calls} concurrent calls, {per_run}, {frozen}\n")
         print("| backend | p50 off | p50 on | p99 off | p99 on | Δp99 | max off | max on | Δmax "
               "| ticks > 5 ms off | on | gen-2 GCs off / on | longest GC off / on |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -21,11 +21,12 @@ from typing import Any, TypeVar
 
 from . import environment_variables as ev
 from .errors import ConfigurationError
-from .export.backends import ExportPlan, resolve_plan
+from .export.backends import Destination, ExportPlan, resolve_plan
 from .export.headers import HEADER_VARIABLES, masked_header_value, parse_headers
 from .export.instances import DEFAULT_EXPIRATION, InstanceSettings, default_directory
 from .export.prometheus import PrometheusSettings, prometheus_settings
 from .export.spooling import SpoolSettings, default_root, spool_settings
+from .export.transport import Signal, Transport, resolve_transport
 from .metrics.pricing import PriceSource, PriceTable, load_prices
 from .secrets import Secret
 from .sessions.content import ContentPolicy, default_policy, resolve_policy
@@ -81,13 +82,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Headers for metrics only (same format).", secret=True),
     Setting(ev.OTEL_EXPORTER_OTLP_LOGS_HEADERS, "key=value,…", "the general headers",
             "Headers for logs only (same format).", secret=True),
-    Setting(ev.OTEL_EXPORTER_OTLP_TIMEOUT, "milliseconds", "10000",
-            "Per-request timeout (read by the SDK); one live attempt is capped at 5 s, the rest "
-            "waits in the spool."),
-    Setting(ev.OTEL_EXPORTER_OTLP_COMPRESSION, "gzip | deflate | none", "none",
-            "Request body compression (read by the SDK)."),
+    Setting(ev.OTEL_EXPORTER_OTLP_TIMEOUT, "seconds", "10",
+            "Per-request timeout, in seconds as the OTel Python SDK reads it; a value of 1000 or "
+            "more is read as the milliseconds the OTLP spec names (`10000` = 10 s). With the "
+            "spool one live attempt is capped at 5 s, the rest waits in the spool. Each "
+            "`OTEL_EXPORTER_OTLP_*` transport variable here has a per-signal form "
+            "(`…_TRACES_…`, `…_METRICS_…`, `…_LOGS_…`) that wins over it."),
+    Setting(ev.OTEL_EXPORTER_OTLP_COMPRESSION, "gzip | deflate | none", "none", "Request body compression."),
     Setting(ev.OTEL_EXPORTER_OTLP_CERTIFICATE, "path", "the system's CAs",
-            "CA bundle to verify the backend's TLS certificate (read by the SDK; doctor uses it too)."),
+            "CA bundle to verify the backend's TLS certificate (doctor uses it too)."),
+    Setting(ev.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, "path", "none", "Client certificate for mutual TLS."),
+    Setting(ev.OTEL_EXPORTER_OTLP_CLIENT_KEY, "path", "none", "Client key for mutual TLS."),
     Setting(ev.OTEL_METRIC_EXPORT_INTERVAL, "milliseconds", "60000",
             "How often OTLP metrics are exported (read by the SDK); job end always flushes."),
     Setting(ev.OTEL_TRACES_SAMPLER, "sampler name", "parentbased_always_on",
@@ -286,6 +291,8 @@ class Config:
     spool: SpoolSettings
     prometheus: PrometheusSettings | None
     instances: InstanceSettings
+    transports: Mapping[Signal, Transport]
+    """Each OTLP signal's endpoint, headers, timeout, compression and TLS, resolved once."""
     prices: PriceTable
     session_id: str | None
     user_id: str | None
@@ -375,6 +382,24 @@ def _float(env: Mapping[str, str], var: str, default: float) -> float:
     if not 0 < value <= 60:
         raise ConfigurationError(f"must be between 0 and 60 seconds, got {raw!r}", variable=var)
     return value
+
+
+def _transports(plan: ExportPlan, logs: str, env: Mapping[str, str],
+                headers: Mapping[str, Mapping[str, Secret]]) -> dict[Signal, Transport]:  # fmt: skip
+    out: dict[Signal, Transport] = {}
+    signal: Signal
+    for signal, dest in (("traces", plan.traces), ("metrics", plan.metrics)):
+        if isinstance(dest, Destination):
+            out[signal] = resolve_transport(signal, dest.endpoint, dest.headers, env, headers)
+    if logs == "otlp":
+        standard = env.get(ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) or env.get(ev.OTEL_EXPORTER_OTLP_ENDPOINT)
+        if standard or "traces" not in out:
+            out["logs"] = resolve_transport("logs", None, {}, env, headers)
+        else:  # an OTLP backend's base, with its headers (Langfuse takes no logs: checked above)
+            traces = out["traces"]
+            endpoint = traces.endpoint.removesuffix("traces") + "logs"
+            out["logs"] = resolve_transport("logs", endpoint, traces.headers, env, headers)
+    return out
 
 
 def _instances(env: Mapping[str, str], service: str) -> InstanceSettings:
@@ -510,12 +535,17 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
         lambda: None, "prometheus", "no Prometheus endpoint",
     )  # fmt: skip
 
+    def no_transports() -> dict[Signal, Transport]:
+        return {}
+
+    transports = r.section(lambda e: _transports(plan, logs, e, headers), no_transports, "transport",
+                           "nothing is exported over OTLP")  # fmt: skip
     instances = r.section(lambda e: _instances(e, service),
                           lambda: InstanceSettings(True, default_directory(service, env), DEFAULT_EXPIRATION),
                           "instances")  # fmt: skip
 
     return Config(
-        strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances,
+        strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances, transports=transports,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
         span_destinations=tuple(span_destinations), logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,

@@ -7,7 +7,6 @@ import asyncio
 import atexit
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -15,51 +14,33 @@ from typing import Any
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
     MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
 )
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    MetricExporter,
     MetricReader,
-    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import (
-    SERVICE_INSTANCE_ID,
     SERVICE_NAME,
     SERVICE_VERSION,
-    OTELResourceDetector,
     Resource,
 )
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
+from . import pipeline
 from .config import DEFAULT_FLUSH_TIMEOUT, Config, SetupArgs, resolve, strict_policy
-from .export.backends import Destination, ExportPlan, FileTarget
+from .export.backends import ExportPlan
 from .export.deadline import Deadline
-from .export.encoding import YieldingOTLPSpanExporter
-from .export.file import FileMetricExporter, FileSpanExporter
 from .export.health import (
-    CountingBatchSpanProcessor,
-    CountingSession,
     ExportHealth,
-    ReportingMetricExporter,
-    ReportingSpanExporter,
     quiet_repeated_exporter_logs,
 )
-from .export.instances import Slot, SlotMetricExporter, claim_slot
 from .export.prometheus import active_endpoint, prometheus_readers
 from .export.self_metrics import register_self_metrics
-from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
+from .export.spooling import Spooler
 from .installation import Installation, installed
 from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, views
 from .metrics.instruments import Instruments
@@ -72,7 +53,6 @@ from .sessions import features as session_features
 from .sessions import hooks as session_hooks
 from .sessions.langfuse import CallDefaults
 from .sessions.report import ReportCallback
-from .sessions.sampling import WholeCallSampler
 
 logger = logging.getLogger("otel_livekit")
 
@@ -140,7 +120,8 @@ class Telemetry:
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export what is buffered; returns within ``timeout`` seconds (default
         ``flush_timeout``) even if a backend hangs, and never raises. False when anything
-        was dropped since the last flush, or is still pending, on any destination."""
+        was dropped since the last flush, or is still pending (left in the spool for a later
+        delivery), on any destination."""
         budget = self.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
         self._cut_spool(budget)
@@ -151,7 +132,8 @@ class Telemetry:
         self._flush_spent = time.monotonic() - started
         self._say_what_waits(spooled, budget)
         lost = sum(h.not_delivered for h in self.health)
-        done = done and lost <= self._lost_at_flush
+        pending = any(h.spooled > before for h, before in zip(self.health, spooled, strict=True))
+        done = done and lost <= self._lost_at_flush and not pending
         self._lost_at_flush = lost
         if done and self.spooler is not None:
             self.spooler.cut_at(None)  # in time: later exports may wait for the backend again
@@ -167,6 +149,7 @@ class Telemetry:
             if waiting <= 0 or h.failing:
                 continue
             unit = "spans" if h.signal == "traces" else "metric points"
+            h.cut(f"no answer within {budget:.1f} s")
             where = h.failure_note("no answer") if h.failure_note else ""
             logger.warning("otel_livekit: %d %s not delivered to %s within the %.1f s flush "
                            "deadline (no answer in time)%s", waiting, unit, h.target, budget,
@@ -256,21 +239,6 @@ def _resource(
     return resource
 
 
-def _instance_slot(
-    config: Config, resource_attributes: Mapping[str, AttributeValue] | None, installation: Installation
-) -> Slot | None:
-    """A slot only where metric streams churn (OTLP metrics) and nobody chose the id."""
-    if not config.instances.enabled or not isinstance(config.plan.metrics, Destination):
-        return None
-    if SERVICE_INSTANCE_ID in (resource_attributes or {}) or \
-            SERVICE_INSTANCE_ID in OTELResourceDetector().detect().attributes:
-        return None
-    slot = claim_slot(config.instances)
-    if slot is not None:
-        installation.add("instance slot", slot.release)
-    return slot
-
-
 def _job_context() -> Any:
     try:
         from livekit.agents import get_job_context
@@ -284,130 +252,6 @@ def _job_agent_name() -> str | None:
     ctx = _job_context()
     name = getattr(getattr(ctx, "job", None), "agent_name", None) if ctx else None
     return name or None
-
-
-def _compact_span(span: ReadableSpan) -> str:
-    ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
-    trace_id = format(span.context.trace_id, "032x")[:8] if span.context else "-"
-    numbers = {
-        k: round(v, 4) if isinstance(v, float) else v
-        for k, v in (span.attributes or {}).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    extra = " ".join(f"{k}={v}" for k, v in numbers.items())
-    return f"[otel_livekit] span {span.name:<22} {ms:9.1f} ms trace={trace_id} {extra}\n"
-
-
-def _span_processor(
-    plan: ExportPlan,
-    health: list[ExportHealth],
-    wrap: Callable[[SpanExporter, str], SpanExporter],
-    spooler: Spooler,
-) -> SpanProcessor | None:
-    if plan.traces is None:
-        return None
-    h = ExportHealth("traces", f"{plan.backend} (stderr)")
-    health.append(h)
-    http = isinstance(plan.traces, Destination)
-    if isinstance(plan.traces, Destination):
-        session = CountingSession(h)
-        # spans encoded a few at a time, so the event loop never waits a whole batch for the GIL
-        exporter: Any = YieldingOTLPSpanExporter(
-            endpoint=plan.traces.endpoint, headers=plan.traces.revealed_headers(), session=session,
-        )  # fmt: skip
-        h.target = f"{plan.backend} ({exporter._endpoint})"
-        if (outbox := spooler.outbox(exporter, session, h)) is not None:
-            return CountingBatchSpanProcessor(wrap(SpoolingSpanExporter(outbox), plan.backend), h)
-    elif isinstance(plan.traces, FileTarget):
-        exporter = file_spans = FileSpanExporter(plan.traces.path)
-        h.target = f"file ({plan.traces.path})"
-        h.reason = lambda: file_spans.last_error
-    else:
-        exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
-    return CountingBatchSpanProcessor(ReportingSpanExporter(wrap(exporter, plan.backend), h, http=http), h)
-
-
-_D, _C = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
-_TEMPORALITY: dict[str, dict[type, AggregationTemporality]] = {
-    # OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, as the OTLP exporter spec defines it
-    "cumulative": {Counter: _C, ObservableCounter: _C, Histogram: _C, UpDownCounter: _C,
-                   ObservableUpDownCounter: _C, ObservableGauge: _C},
-    "delta": {Counter: _D, ObservableCounter: _D, Histogram: _D, UpDownCounter: _C,
-              ObservableUpDownCounter: _C, ObservableGauge: _C},
-    "lowmemory": {Counter: _D, ObservableCounter: _C, Histogram: _D, UpDownCounter: _C,
-                  ObservableUpDownCounter: _C, ObservableGauge: _C},
-}  # fmt: skip
-
-
-def _temporality(plan: ExportPlan, env: Mapping[str, str]) -> dict[type, AggregationTemporality]:
-    """The standard variable wins over the backend preset's; an unknown value is cumulative
-    (the SDK's reading of it)."""
-    chosen = (env.get(ev.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE) or "").strip().lower()
-    return dict(_TEMPORALITY.get(chosen or (plan.temporality or "cumulative"), _TEMPORALITY["cumulative"]))
-
-
-def _metric_reader(
-    plan: ExportPlan, env: Mapping[str, str], health: list[ExportHealth], spooler: Spooler,
-    slot: Slot | None = None,
-) -> MetricReader | None:
-    if plan.metrics is None:
-        return None
-    if isinstance(plan.metrics, FileTarget):
-        h = ExportHealth("metrics", f"file ({plan.metrics.path})")
-        health.append(h)
-        exporter: Any = FileMetricExporter(plan.metrics.path)
-        h.reason = lambda: exporter.last_error
-        return PeriodicExportingMetricReader(ReportingMetricExporter(exporter, h))
-    temporality = _temporality(plan, env)
-    h = ExportHealth("metrics", plan.backend)
-    health.append(h)
-    session = CountingSession(h)
-    exporter = OTLPMetricExporter(
-        endpoint=plan.metrics.endpoint,
-        headers=plan.metrics.revealed_headers(),
-        preferred_temporality=temporality,
-        session=session,
-    )
-    h.target = f"{plan.backend} ({exporter._endpoint})"
-    outer: MetricExporter
-    if (outbox := spooler.outbox(exporter, session, h)) is not None:
-        outer = SpoolingMetricExporter(outbox, exporter)
-    else:
-        outer = ReportingMetricExporter(exporter, h, http=True)
-    if slot is not None:  # the slot's streams continued before encoding or spooling
-        outer = SlotMetricExporter(outer, slot.series, temporality)
-    # the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself
-    return PeriodicExportingMetricReader(outer)
-
-
-def _tracer_provider(
-    plan: ExportPlan,
-    resource: Resource,
-    span_index: SpanIndex,
-    features: session_features.SessionFeatures,
-    health: list[ExportHealth],
-    spooler: Spooler,
-    span_exporters: Mapping[str, SpanExporter],
-    span_processors: Sequence[SpanProcessor],
-) -> TracerProvider:
-    """The span pipeline: the index the recorder looks spans up in, the call's ids on every
-    span, then each destination (the backend's, named extra exporters, the user's processors)
-    behind its content rules."""
-    # sampler from OTEL_TRACES_SAMPLER; exit is handled by Telemetry.shutdown (bounded)
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    tracer_provider.sampler = WholeCallSampler(tracer_provider.sampler)  # a job's traces sampled as one
-    tracer_provider.add_span_processor(span_index)
-    tracer_provider.add_span_processor(features.processor)  # call ids on every span
-    if (processor := _span_processor(plan, health, features.exporter, spooler)) is not None:
-        tracer_provider.add_span_processor(processor)
-    for name, span_exporter in span_exporters.items():
-        h = ExportHealth("traces", name)
-        health.append(h)
-        wrapped = ReportingSpanExporter(features.exporter(span_exporter, name), h)
-        tracer_provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
-    for extra in span_processors:
-        tracer_provider.add_span_processor(features.span_processor(extra))
-    return tracer_provider
 
 
 def setup_tracing(
@@ -553,9 +397,6 @@ def _build_and_install(
         env, plan, service_name=service_name, service_version=service_version,
         environment=config.environment, agent_name=agent_name, extra=resource_attributes,
     )  # fmt: skip
-    slot = _instance_slot(config, resource_attributes, installation)
-    if slot is not None:
-        resource = resource.merge(Resource({SERVICE_INSTANCE_ID: slot.instance_id}))
     mapping = config.langfuse_mapping
     defaults = CallDefaults(
         session_id=config.session_id, user_id=config.user_id, trace_name=config.trace_name,
@@ -565,21 +406,17 @@ def _build_and_install(
     features = session_features.configure(
         policy=config.policy, defaults=defaults, report_dir=config.report_dir, on_report=on_report
     )
-    spooler = Spooler(config.spool)
-    installation.add("spool senders", lambda: spooler.close(timeout=1.0), build_only=True)
-    health: list[ExportHealth] = []
     quiet_repeated_exporter_logs(installation)
     span_index = SpanIndex()
-    tracer_provider = _tracer_provider(plan, resource, span_index, features, health, spooler,
-                                       span_exporters, span_processors)  # fmt: skip
-    installation.add("tracer provider", tracer_provider.shutdown, build_only=True)
-    readers: list[MetricReader] = []
-    installation.add("metric readers", lambda: [r.shutdown() for r in readers], build_only=True)
-    readers.extend(r for r in (_metric_reader(plan, env, health, spooler, slot),) if r is not None)
-    readers.extend(prometheus_readers(config.prometheus))
+    built = pipeline.build(
+        config, env, resource, installation, span_index=span_index, features=features,
+        resource_attributes=resource_attributes, span_exporters=span_exporters,
+        span_processors=span_processors,
+    )  # fmt: skip
+    resource, tracer_provider, health = built.resource, built.tracer_provider, built.health
     meter_provider = CatalogueMeterProvider(
         resource=resource,
-        metric_readers=[*readers, *metric_readers],
+        metric_readers=[*built.readers, *prometheus_readers(config.prometheus), *metric_readers],
         views=[*livekit_views(REPLACED_LIVEKIT_INSTRUMENTS), *views()],
         shutdown_on_exit=False,
         replaced=REPLACED_LIVEKIT_INSTRUMENTS,
@@ -589,19 +426,15 @@ def _build_and_install(
     register_self_metrics(meter_provider.get_meter(METER_NAME), health)
 
     # process-wide state, last: nothing below raises on a good build
-    dest = plan.traces if isinstance(plan.traces, Destination) else None
-    session_features.install(
-        installation, features, tracer_provider=tracer_provider, resource=resource, env=env, mode=config.logs,
-        backend=plan.backend, traces_endpoint=dest.endpoint if dest else None,
-        headers=dest.revealed_headers() if dest else None,
-    )  # fmt: skip
+    session_features.install(installation, features, tracer_provider=tracer_provider, resource=resource,
+                             mode=config.logs, log_exporter=built.log_exporter)  # fmt: skip
     session_hooks.install(installation, recorder, auto=config.instrument_sessions)
     # LiveKit must produce content when any span destination takes it; ours strip it elsewhere
     livekit_pii = config.policy.anywhere(config.span_destinations)
     _install_globals(tracer_provider, meter_provider, metadata, livekit_pii)
     return Telemetry(
-        plan.backend, tracer_provider, meter_provider, health, config.flush_timeout, recorder, spooler,
-        installation,
+        plan.backend, tracer_provider, meter_provider, health, config.flush_timeout, recorder,
+        built.spooler, installation,
     )
 
 

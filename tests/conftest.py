@@ -68,7 +68,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     # each test its own outage spool: nothing spooled by one test is replayed into another
     monkeypatch.setenv("OTEL_LIVEKIT_SPOOL_DIR", str(tmp_path / "spool"))
     # and its own instance slots: no test continues another's counters
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # (beside tmp_path, which some tests expect to stay empty)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.with_name(tmp_path.name + "-cache")))
     # exports to receivers a test already closed give up quickly, not after the 10 s default
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
     reset_otel_globals()

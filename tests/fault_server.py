@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,7 +35,8 @@ class FaultServer:
 
     mode: str = "ok"
     port: int = 0
-    retry_after: str | None = None
+    retry_after: str | Callable[[], str] | None = None
+    """Sent with 429/503: delay-seconds, or a callable giving e.g. an HTTP-date at answer time."""
     delay: float = 0.0
     """Seconds every answer waits in mode ok (to make concurrent senders overlap)."""
     hits: list[Hit] = field(default_factory=list)
@@ -69,7 +70,8 @@ class FaultServer:
                     hit.body = msg
                 self.send_response(status)
                 if server.retry_after is not None and status in (429, 503):
-                    self.send_header("Retry-After", server.retry_after)
+                    value = server.retry_after
+                    self.send_header("Retry-After", value() if callable(value) else value)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
                 self.end_headers()

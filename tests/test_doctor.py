@@ -110,7 +110,7 @@ def test_closed_port_is_connection_refused_and_header_values_stay_hidden() -> No
     assert "FAIL traces: connection refused — nothing listens there" in result.output
     assert (
         f"traces   http://***@127.0.0.1:{port}/v1/traces  (env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; "
-        "headers: authorization)" in result.output
+        "headers: authorization; timeout 2 s; compression none)" in result.output
     )
     assert_no_secret(result.output, "tok-super-secret", "pw-in-url")
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from fault_server import FaultServer
 from opentelemetry import trace
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -26,7 +29,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from servers import free_port
 
 from otel_livekit import setup_tracing
+from otel_livekit.export.direct import Sender, wire
 from otel_livekit.export.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
+from otel_livekit.export.transport import Transport
 from otel_livekit.offline import run_offline_session
 from otel_livekit.telemetry import DEFAULT_FLUSH_TIMEOUT, Telemetry
 
@@ -198,9 +203,15 @@ def test_spooled_spans_arrive_once_when_the_backend_comes_back(caplog: pytest.Lo
                          f"traces export to otlp (http://127.0.0.1:{port}/v1/traces) recovered"]  # fmt: skip
 
 
-def test_retry_after_is_honoured() -> None:
+def _http_date_in(seconds: float) -> Callable[[], str]:
+    return lambda: formatdate(time.time() + seconds, usegmt=True)  # whole seconds: waits 3–4 s
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [("429", "3"), ("503", _http_date_in(4))],
+                         ids=["429-seconds", "503-http-date"])  # fmt: skip
+def test_retry_after_is_honoured(status: str, retry_after: str | Callable[[], str]) -> None:
     port = free_port()
-    with FaultServer("429", port=port, retry_after="3") as server:
+    with FaultServer(status, port=port, retry_after=retry_after) as server:
         t = setup_tracing("otlp", endpoint=server.url)
         one_call()
         t.force_flush()
@@ -209,8 +220,19 @@ def test_retry_after_is_honoured() -> None:
         wait_until(lambda: not spool_files(t, "traces"))
         t.shutdown()
     hits = [h for h in server.hits if h.path == "/v1/traces"]
-    assert [h.mode for h in hits] == ["429", "ok"]
+    assert [h.mode for h in hits] == [status, "ok"]
     assert hits[1].at - hits[0].at >= 3.0 - 0.05, hits[1].at - hits[0].at
+
+
+def test_the_spool_off_sender_honours_retry_after() -> None:
+    with FaultServer("503", retry_after="2") as server:  # its own backoff would be 1 s
+        sender = Sender(wire(Transport("traces", f"{server.url}/v1/traces", timeout=4.0), requests.Session()))
+        sent = []
+        threading.Timer(0.3, lambda: setattr(server, "mode", "ok")).start()
+        sent.append(sender.send(b""))
+    assert sent == [True]
+    assert [h.mode for h in server.hits] == ["503", "ok"]
+    assert server.hits[1].at - server.hits[0].at >= 2.0 - 0.05
 
 
 def test_the_cap_drops_the_oldest_and_counts_them() -> None:
@@ -296,7 +318,9 @@ def test_a_backend_that_does_not_answer_in_time_is_said_at_job_end(
         assert server is not None
         t = setup_tracing("otlp", endpoint=f"http://127.0.0.1:{port}")
         one_call()
-        t.force_flush()  # the job's shutdown callback: then the process is gone
+        assert t.force_flush() is False  # the job's shutdown callback: then the process is gone
+        # counted right now, not when the attempt times out (a job never lives to see that)
+        assert t.export_failures["traces"] >= 1 and t.export_failures["metrics"] >= 1
         said = [r.getMessage() for r in caplog.records if "within the" in r.getMessage()]
         traces = [line for line in said if "/v1/traces" in line]
         assert len(traces) == 1, said

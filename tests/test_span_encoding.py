@@ -4,7 +4,12 @@ with every span once, in order, exactly as the SDK's encoder would have written 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pytest
+import requests
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -15,7 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otlp_receiver import OtlpReceiver, attrs
 
 from otel_livekit import setup_tracing
-from otel_livekit.export.encoding import SPANS_PER_CHUNK, YieldingOTLPSpanExporter, encode_spans_yielding
+from otel_livekit.export.direct import DirectSpanExporter
+from otel_livekit.export.encoding import SPANS_PER_CHUNK, encode_spans_yielding
+from otel_livekit.export.transport import Transport
 
 
 def flat(request: ExportTraceServiceRequest) -> list[object]:
@@ -64,7 +71,8 @@ def test_a_batch_reaches_the_backend_as_one_request_in_chunks(spool: bool) -> No
 def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
     spans = make_spans(40)
     with OtlpReceiver() as rx:
-        exporter = YieldingOTLPSpanExporter(endpoint=f"{rx.url}/v1/traces", timeout=2)
+        exporter = DirectSpanExporter(Transport("traces", f"{rx.url}/v1/traces", timeout=2),
+                                      requests.Session())
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         (request,) = [r.body for r in rx.requests]
         assert [sum(len(ss.spans) for ss in rs.scope_spans) for rs in request.resource_spans] == [16, 16, 8]
@@ -73,6 +81,40 @@ def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
     with OtlpReceiver(status=400) as rx:
-        exporter = YieldingOTLPSpanExporter(endpoint=f"{rx.url}/v1/traces", timeout=2)
+        exporter = DirectSpanExporter(Transport("traces", f"{rx.url}/v1/traces", timeout=2),
+                                      requests.Session())
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
+
+
+def _worst_wait(encode: Callable[[], object]) -> float:
+    """The longest another thread (the agent's event loop) waited to run while ``encode``
+    ran: a ticker thread sleeping 0.2 ms notes every wake-up."""
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            time.sleep(0.0002)
+            stamps.append(time.perf_counter())
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    time.sleep(0.02)
+    start = time.perf_counter()
+    encode()
+    end = time.perf_counter()
+    stop.set()
+    ticker.join()
+    inside = [s for s in stamps if start <= s <= end] + [end]
+    return max(b - a for a, b in zip([start, *inside], inside, strict=False))
+
+
+def test_encoding_a_batch_leaves_the_gil_to_the_event_loop_between_chunks() -> None:
+    """Whole-batch encoding holds the GIL until CPython's switch interval (5 ms) takes it
+    away; encoding 16 spans at a time lets a waiting thread in after each chunk."""
+    spans = make_spans(500)
+    whole = min(_worst_wait(lambda: encode_spans(spans).SerializePartialToString()) for _ in range(3))
+    chunked = min(_worst_wait(lambda: encode_spans_yielding(spans)) for _ in range(3))
+    assert whole >= 0.003, whole  # the switch interval, as the SDK encoder alone would do
+    assert chunked < whole / 2, (chunked, whole)

@@ -20,8 +20,6 @@ import click
 import requests
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -100,16 +98,6 @@ def warnings(env: Mapping[str, str]) -> list[str]:
             "(use OTEL_EXPORTER_OTLP_TRACES_ENDPOINT for a full URL)"
         )
     return out
-
-
-def _headers(dest: Destination, signal: str, config: Config) -> dict[str, str]:
-    """What the exporter sends: the preset's headers, else the signal's variable, else the
-    general one (parsed the one way, malformed entries already reported as problems)."""
-    if dest.headers:
-        return dest.revealed_headers() or {}
-    specific = config.headers.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS")
-    chosen = specific if specific is not None else config.headers.get(ev.OTEL_EXPORTER_OTLP_HEADERS, {})
-    return {k: v.reveal() for k, v in chosen.items()}
 
 
 def _test_span(resource: Resource) -> bytes:
@@ -244,19 +232,15 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
                                     f"fix {ev.OTEL_LIVEKIT_FILE_PATH} or the directory's permissions"))
             continue
         assert isinstance(dest, Destination)
-        if signal == "traces":
-            url = OTLPSpanExporter(endpoint=dest.endpoint)._endpoint
-            body = _test_span(resource)
-        else:
-            url = OTLPMetricExporter(endpoint=dest.endpoint)._endpoint
-            body = _test_metric(resource)
-        headers = _headers(dest, signal, config)
-        names = ", ".join(sorted(headers)) or "none"
-        echo(f"{signal:<8} {_safe_url(url)}  ({_endpoint_source(dest, signal, env)}; headers: {names})")
-        ca = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE") or env.get(
-            "OTEL_EXPORTER_OTLP_CERTIFICATE"
-        )
-        check = send(signal, url, body, headers, timeout, ca or True)
+        # the transport setup resolved: the same URL, headers, compression and CA the exporter uses
+        transport = config.transports["traces" if signal == "traces" else "metrics"]
+        body = _test_span(resource) if signal == "traces" else _test_metric(resource)
+        names = ", ".join(sorted(transport.headers)) or "none"
+        how = f"timeout {transport.timeout:g} s; compression {transport.compression}"
+        echo(f"{signal:<8} {_safe_url(transport.endpoint)}  ({_endpoint_source(dest, signal, env)}; "
+             f"headers: {names}; {how})")  # fmt: skip
+        check = send(signal, transport.endpoint, transport.compressor()(body), transport.request_headers(),
+                     timeout, transport.certificate or True)  # fmt: skip
         checks.append(check)
     for note in notes:
         echo(f"warning: {note}")

@@ -18,9 +18,7 @@ import time
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 SPANS_PER_CHUNK = 16
 """About 1 ms of encoding: the longest the event loop waits for the GIL because of it."""
@@ -35,20 +33,3 @@ def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_
             time.sleep(0)  # releases the GIL: a thread waiting for it (the event loop) runs now
         parts.append(encode_spans(spans[start : start + chunk]).SerializePartialToString())
     return b"".join(parts)
-
-
-class YieldingOTLPSpanExporter(OTLPSpanExporter):
-    """The SDK's OTLP/HTTP span exporter (same settings, session, retries), encoding with
-    :func:`encode_spans_yielding`: for the spool-off path, where the SDK exporter would
-    encode a whole batch in one go. Uses the SDK's client (pinned OTel 1.45, as the spool
-    does); the SDK's opt-in self-metrics and request-size check are not applied."""
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shutdown:
-            return SpanExportResult.FAILURE
-        try:
-            data = encode_spans_yielding(spans)
-        except Exception:  # never into the agent; the SDK logs the same case and fails the batch
-            return SpanExportResult.FAILURE
-        ok = self._client.export(data).success
-        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE

@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     MetricExporter,
     MetricExportResult,
     MetricsData,
@@ -75,6 +76,7 @@ class ExportHealth:
         self.reason: Callable[[], str | None] | None = None
         """Where an exporter without HTTP keeps why its last export failed (the file's)."""
         self._written_off = 0
+        self._precounted = 0
         self._failing = False
         self._lock = threading.Lock()
 
@@ -89,13 +91,20 @@ class ExportHealth:
     def attempt(self, error: str | None) -> None:
         """One HTTP request (or one export call for exporters without one) ended."""
         with self._lock:
-            self.attempts += 1
+            precounted = self._precounted > 0
+            if precounted:  # counted by cut() at the deadline: settle it, never twice
+                self._precounted -= 1
+            else:
+                self.attempts += 1
             if error is None:
+                if precounted:
+                    self.failures -= 1  # it did answer, late
                 recovered, self._failing = self._failing, False
                 if recovered:
                     logger.info("%s export to %s recovered", self.signal, self.target)
                 return
-            self.failures += 1
+            if not precounted:
+                self.failures += 1
             self.last_error = error
             first, self._failing = not self._failing, True
         if first:
@@ -106,6 +115,16 @@ class ExportHealth:
                 error,
                 self.failure_note(error) if self.failure_note else "",
             )
+
+    def cut(self, reason: str) -> None:
+        """An attempt still waiting for the backend at the job-end deadline counts as failed
+        now: a LiveKit job ends before it times out. Its own end later settles it (a late
+        answer takes the failure back) instead of counting again."""
+        with self._lock:
+            self.attempts += 1
+            self.failures += 1
+            self.last_error = reason
+            self._precounted += 1
 
     def sending(self, items: int) -> None:
         with self._lock:
@@ -214,11 +233,9 @@ def metric_points(metrics_data: MetricsData) -> int:
 
 
 class ReportingMetricExporter(MetricExporter):
-    def __init__(self, inner: MetricExporter, health: ExportHealth, *, http: bool = False) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
+    def __init__(self, inner: MetricExporter, health: ExportHealth, *, http: bool = False,
+                 temporality: dict[type, AggregationTemporality] | None = None) -> None:  # fmt: skip
+        super().__init__(preferred_temporality=temporality)
         self._inner = inner
         self.health = health
         self._http = http

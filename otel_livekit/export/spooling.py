@@ -21,19 +21,24 @@ from urllib.parse import urlsplit
 
 import requests
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
 from ..writable import writable_directory
+from .direct import wire
 from .encoding import encode_spans_yielding
 from .health import ExportHealth, metric_points
-from .outbox import RETRYABLE, Outbox, Outcome, Wire
+from .outbox import RETRYABLE, Outbox, Outcome
 from .spool import SpoolDir
+from .transport import Transport
 
 logger = logging.getLogger("otel_livekit")
 
@@ -99,20 +104,6 @@ def destination_dir(root: Path, signal: str, endpoint: str, headers: Mapping[str
     return root / f"{signal}-{_slug(url.netloc)}-{digest.hexdigest()[:16]}"
 
 
-def _wire(exporter: OTLPSpanExporter | OTLPMetricExporter, session: requests.Session) -> Wire:
-    """The exporter's resolved settings (argument or ``OTEL_EXPORTER_OTLP_*``). Reads the
-    SDK exporter's fields (pinned OTel 1.45) rather than re-implementing its resolution;
-    its transport has already set TLS verification and client certificates on ``session``."""
-    client: Any = exporter._client
-    return Wire(
-        endpoint=exporter._endpoint,
-        headers=dict(client._headers),
-        timeout=min(float(client._timeout), MAX_ATTEMPT_TIMEOUT),
-        compress=client._compress,
-        session=session,
-    )
-
-
 @dataclass
 class Spooler:
     """Builds one Outbox per OTLP destination and remembers them for the job-end deadline."""
@@ -120,12 +111,12 @@ class Spooler:
     settings: SpoolSettings
     outboxes: list[Outbox] = field(default_factory=list)
 
-    def outbox(self, exporter: OTLPSpanExporter | OTLPMetricExporter, session: requests.Session,
-               health: ExportHealth) -> Outbox | None:  # fmt: skip
+    def outbox(self, transport: Transport, session: requests.Session, health: ExportHealth) -> Outbox | None:
         if not self.settings.enabled:
             return None
-        wire = _wire(exporter, session)
-        directory = destination_dir(self.settings.root, health.signal, wire.endpoint, wire.headers)
+        sending = wire(transport, session, min(transport.timeout, MAX_ATTEMPT_TIMEOUT))
+        headers = {k: v.reveal() for k, v in transport.headers.items()}
+        directory = destination_dir(self.settings.root, health.signal, transport.endpoint, headers)
         try:
             spool = SpoolDir(directory, self.settings.max_bytes, on_evicted=lambda n: health.add(dropped=n))
         except OSError as exc:
@@ -133,7 +124,7 @@ class Spooler:
                            directory, exc.strerror, ev.OTEL_LIVEKIT_SPOOL_DIR)  # fmt: skip
             return None
         health.failure_note = partial(_note, directory)
-        box = Outbox(spool, wire, health)
+        box = Outbox(spool, sending, health)
         self.outboxes.append(box)
         return box
 
@@ -189,11 +180,8 @@ class SpoolingSpanExporter(SpanExporter):
 
 
 class SpoolingMetricExporter(MetricExporter):
-    def __init__(self, outbox: Outbox, template: MetricExporter) -> None:
-        super().__init__(
-            preferred_temporality=template._preferred_temporality,
-            preferred_aggregation=template._preferred_aggregation,
-        )
+    def __init__(self, outbox: Outbox, temporality: dict[type, AggregationTemporality]) -> None:
+        super().__init__(preferred_temporality=temporality)
         self.outbox = outbox
         self.health = outbox.health
 

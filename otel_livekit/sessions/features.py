@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from livekit.agents.metrics.base import EOUMetrics
 from opentelemetry import trace
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -21,7 +22,7 @@ from ..installation import Installation, installed
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
-from .logs import CallLogs, log_exporter
+from .logs import CallLogs
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
 
@@ -71,13 +72,10 @@ def install(
     *,
     tracer_provider: TracerProvider,
     resource: Resource,
-    env: Mapping[str, str],
     mode: str,
-    backend: str,
-    traces_endpoint: str | None,
-    headers: dict[str, str] | None,
+    log_exporter: LogRecordExporter | None,
 ) -> None:
-    exporter = log_exporter(env, traces_endpoint, headers, backend) if mode == "otlp" else None
+    exporter = log_exporter if mode == "otlp" else None
     features.logs = CallLogs(mode, tracer_provider, resource, exporter, features.policy.rule(LOGS))
     if features.logs.provider is not None:
         log = features.logs.provider.get_logger("otel_livekit.sessions")

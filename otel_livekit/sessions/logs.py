@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
@@ -40,16 +39,6 @@ def logs_endpoint_problem(env: Mapping[str, str], backend: str, traces: object) 
     if backend != "langfuse" and endpoint and endpoint.endswith("/v1/traces"):
         return None
     return f"needs {ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT} (the {backend!r} backend takes no OTLP logs)"
-
-
-def log_exporter(env: Mapping[str, str], traces_endpoint: str | None, headers: dict[str, str] | None,
-                 backend: str) -> LogRecordExporter:  # fmt: skip
-    """The SDK resolves ``OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT`` itself; without them an OTLP
-    backend's base is reused (Langfuse takes no logs; the configuration checked that)."""
-    if env.get(ev.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) or env.get(ev.OTEL_EXPORTER_OTLP_ENDPOINT):
-        return OTLPLogExporter()
-    assert traces_endpoint is not None
-    return OTLPLogExporter(endpoint=traces_endpoint[: -len("traces")] + "logs", headers=headers)
 
 
 class ContentLogFilter(LogRecordProcessor):
