@@ -29,7 +29,7 @@ from .export.spooling import SpoolSettings, default_root, spool_settings
 from .export.transport import Signal, Transport, resolve_transport
 from .metrics.pricing import PriceSource, PriceTable, load_prices
 from .secrets import Secret
-from .sessions.content import ContentPolicy, default_policy, resolve_policy
+from .sessions.content import ALL, ContentPolicy, default_policy, parse_destinations, resolve_policy
 from .sessions.features import LOGS, PROCESSORS, REPORT
 from .sessions.logs import log_mode, logs_endpoint_problem
 
@@ -138,6 +138,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Destinations that receive conversation content (prompts, replies, transcripts, tool "
             "payloads), comma-separated: the backend's name (e.g. `langfuse`), names given to "
             "`span_exporters=`, `processors`, `logs`, `report`; or `all` / `none`."),
+    Setting(ev.OTEL_LIVEKIT_LEAN, "destinations", "langfuse when it is the backend, else none",
+            "Span destinations that get the lean tree (the session, turns, generations, tool "
+            "calls, failures; LiveKit's wrappers dropped, their children re-parented and their "
+            "numbers moved up, state changes summarised), comma-separated like "
+            "`OTEL_LIVEKIT_CONTENT`, or `all` / `none`. The others get every span."),
     Setting(ev.OTEL_LIVEKIT_ALLOW_PII, "bool", "false",
             "The older all-or-nothing content switch: `true` = `OTEL_LIVEKIT_CONTENT=all`; "
             "`OTEL_LIVEKIT_CONTENT` wins."),
@@ -255,6 +260,7 @@ class SetupArgs:
     instrument_sessions: bool | None = None
     prices: PriceSource = None
     content: str | bool | Sequence[str] | None = None
+    lean: str | bool | Sequence[str] | None = None
     allow_pii: bool | None = None
     span_exporter_names: tuple[str, ...] = ()
     has_span_processors: bool = False
@@ -287,6 +293,8 @@ class Config:
     destinations: tuple[str, ...]
     """Every destination name the content policy knows (span destinations, logs, report)."""
     span_destinations: tuple[str, ...]
+    lean: frozenset[str]
+    """Span destinations that get the lean tree (docs/sessions.md); the others get every span."""
     logs: str
     spool: SpoolSettings
     prometheus: PrometheusSettings | None
@@ -400,6 +408,24 @@ def _transports(plan: ExportPlan, logs: str, env: Mapping[str, str],
             endpoint = traces.endpoint.removesuffix("traces") + "logs"
             out["logs"] = resolve_transport("logs", endpoint, traces.headers, env, headers)
     return out
+
+
+def _lean(given: str | bool | Sequence[str] | None, env: Mapping[str, str], backend: str,
+          span_destinations: Sequence[str]) -> frozenset[str]:  # fmt: skip
+    """argument > ``OTEL_LIVEKIT_LEAN`` > lean for Langfuse (a person reads that tree and
+    pays per observation), full for every other destination."""
+    raw = given if given is not None else (env.get(ev.OTEL_LIVEKIT_LEAN) or "").strip() or None
+    if raw is None:
+        return frozenset({backend}) if backend == "langfuse" and backend in span_destinations else frozenset()
+    var = "lean=" if given is not None else ev.OTEL_LIVEKIT_LEAN
+    names = parse_destinations(raw, var)
+    if ALL in names:
+        return frozenset(d for d in span_destinations if d != PROCESSORS)
+    if unknown := sorted(names - set(span_destinations)):
+        known = ", ".join(span_destinations) or "none"
+        raise ConfigurationError(f"names no span destination: {', '.join(unknown)} (the destinations are "
+                                 f"{known})", variable=None if given is not None else var)  # fmt: skip
+    return names
 
 
 def _instances(env: Mapping[str, str], service: str) -> InstanceSettings:
@@ -517,6 +543,11 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
         return policy
 
     policy = r.section(policy_of, default_policy, "content", "no content to any destination")
+    def no_lean() -> frozenset[str]:
+        return frozenset()
+
+    lean = r.section(lambda e: _lean(a.lean, e, plan.backend, span_destinations), no_lean, "lean",
+                     "every destination gets every span")  # fmt: skip
     langfuse_mapping = a.langfuse_mapping
     if langfuse_mapping is None:
         langfuse_mapping = r.section(lambda e: _flag(e, ev.OTEL_LIVEKIT_LANGFUSE_MAPPING), lambda: None,
@@ -547,7 +578,7 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
     return Config(
         strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances, transports=transports,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
-        span_destinations=tuple(span_destinations), logs=logs, spool=spool, prometheus=prometheus,
+        span_destinations=tuple(span_destinations), lean=lean, logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,
         user_id=a.user_id or env.get(ev.OTEL_LIVEKIT_USER_ID) or None,
         trace_name=a.trace_name or env.get(ev.OTEL_LIVEKIT_TRACE_NAME) or None,

@@ -15,7 +15,7 @@ Per signal the chain is, from the SDK outwards:
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -57,6 +57,7 @@ from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExport
 from .installation import Installation
 from .metrics.spans import SpanIndex
 from .sessions.features import SessionFeatures
+from .sessions.profile import LeanExporter, SpanLineage
 from .sessions.sampling import WholeCallSampler
 
 _D, _C = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
@@ -162,18 +163,32 @@ def _traces(
     provider.sampler = WholeCallSampler(provider.sampler)
     provider.add_span_processor(span_index)
     provider.add_span_processor(features.processor)  # call ids on every span
-    if (processor := _backend_spans(pipeline, config, features)) is not None:
+    lineage = SpanLineage() if config.lean else None
+    if lineage is not None:
+        provider.add_span_processor(lineage)
+
+    def view(inner: SpanExporter, destination: str, health: ExportHealth) -> SpanExporter:
+        """The destination's span profile (lean or full), then its content rules."""
+        exporter = features.exporter(inner, destination)
+        if lineage is not None and destination in config.lean:
+            exporter = LeanExporter(exporter, lineage, health)
+        return exporter
+
+    if (processor := _backend_spans(pipeline, config, view)) is not None:
         provider.add_span_processor(processor)
     for name, span_exporter in span_exporters.items():
         h = ExportHealth("traces", name)
         pipeline.health.append(h)
-        wrapped = ReportingSpanExporter(features.exporter(span_exporter, name), h)
+        wrapped = ReportingSpanExporter(view(span_exporter, name, h), h)
         provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
     for extra in span_processors:
         provider.add_span_processor(features.span_processor(extra))
 
 
-def _backend_spans(pipeline: Pipeline, config: Config, features: SessionFeatures) -> SpanProcessor | None:
+View = Callable[[SpanExporter, str, ExportHealth], SpanExporter]
+
+
+def _backend_spans(pipeline: Pipeline, config: Config, view: View) -> SpanProcessor | None:
     plan = config.plan
     if plan.traces is None:
         return None
@@ -186,9 +201,9 @@ def _backend_spans(pipeline: Pipeline, config: Config, features: SessionFeatures
         session = CountingSession(h)
         if (outbox := pipeline.spooler.outbox(transport, session, h)) is not None:
             spooling = SpoolingSpanExporter(outbox)
-            return CountingBatchSpanProcessor(features.exporter(spooling, plan.backend), h)
+            return CountingBatchSpanProcessor(view(spooling, plan.backend, h), h)
         exporter = DirectSpanExporter(transport, session)
-        return CountingBatchSpanProcessor(ReportingSpanExporter(features.exporter(exporter, plan.backend), h,
+        return CountingBatchSpanProcessor(ReportingSpanExporter(view(exporter, plan.backend, h), h,
                                                                 http=True), h)  # fmt: skip
     if isinstance(plan.traces, FileTarget):
         exporter = file_spans = FileSpanExporter(plan.traces.path)
@@ -196,7 +211,7 @@ def _backend_spans(pipeline: Pipeline, config: Config, features: SessionFeatures
         h.reason = lambda: file_spans.last_error
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
-    return CountingBatchSpanProcessor(ReportingSpanExporter(features.exporter(exporter, plan.backend), h), h)
+    return CountingBatchSpanProcessor(ReportingSpanExporter(view(exporter, plan.backend, h), h), h)
 
 
 def _metric_reader(

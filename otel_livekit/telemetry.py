@@ -270,6 +270,7 @@ def setup_tracing(
     prices: PriceSource = None,
     instrument_sessions: bool | None = None,
     content: str | bool | Sequence[str] | None = None,
+    lean: str | bool | Sequence[str] | None = None,
     span_exporters: Mapping[str, SpanExporter] | None = None,
     session_id: str | None = None,
     user_id: str | None = None,
@@ -305,7 +306,8 @@ def setup_tracing(
     Per call (see the README): ``content`` names the destinations that may receive
     conversation content (default none); ``span_exporters`` adds named destinations beside
     the backend; ``session_id``/``user_id``/``trace_name``/``tags`` override what every span
-    of a call carries; ``langfuse_mapping`` adds the Langfuse keys for any backend;
+    of a call carries; ``lean`` names the span destinations that get the lean tree (default:
+    Langfuse); ``langfuse_mapping`` adds the Langfuse keys for any backend;
     ``report_dir``/``on_report`` receive each session report; ``logs="otlp"`` exports logs.
 
     ``spool``, ``spool_dir`` and ``spool_max_bytes`` (``OTEL_LIVEKIT_SPOOL*``) govern the
@@ -333,7 +335,8 @@ def setup_tracing(
 
         args = SetupArgs(
             backend=backend, backend_options=backend_options, strict=strict, flush_timeout=flush_timeout,
-            instrument_sessions=instrument_sessions, prices=prices, content=content, allow_pii=allow_pii,
+            instrument_sessions=instrument_sessions, prices=prices, content=content, lean=lean,
+            allow_pii=allow_pii,
             span_exporter_names=tuple(span_exporters or {}), has_span_processors=bool(span_processors),
             session_id=session_id, user_id=user_id, trace_name=trace_name, tags=tags,
             environment=environment, langfuse_mapping=langfuse_mapping, report_dir=report_dir,

@@ -77,7 +77,7 @@ def test_langfuse_backend_through_basic_auth(
     )
     asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
     assert t.force_flush()
-    spans = phoenix.spans(project, wait_for=8)
+    spans = phoenix.spans(project, wait_for=4)  # a typed turn in Langfuse's lean tree
     named = by_name(spans)
     assert {"agent_session", "agent_turn", "llm_request", "tts_request"} <= set(named)
     stored = repr([s["attributes"] for s in spans])
@@ -111,6 +111,9 @@ def test_langfuse_wrong_secret_is_reported_once_and_never_raised(
     warnings = [r for r in caplog.records if r.name == "otel_livekit" and "failed" in r.getMessage()]
     assert len(warnings) == 1
     assert "failed: HTTP 401" in warnings[0].getMessage()
-    assert t.not_delivered["traces"] == len(everything.get_finished_spans())
+    # every span Langfuse's lean tree keeps is counted as not delivered; the rest was left out
+    traces = t.health[0]
+    assert traces.left_out > 0
+    assert t.not_delivered["traces"] + traces.left_out == len(everything.get_finished_spans())
     assert "sk-wrong-secret" not in caplog.text
     assert phoenix.fetch_spans(project) == []

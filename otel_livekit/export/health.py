@@ -70,6 +70,8 @@ class ExportHealth:
         """Spooled items (this process's or an earlier one's) delivered later from the spool."""
         self.dropped = 0
         """Spooled items dropped for good: evicted by the size cap or rejected on replay."""
+        self.left_out = 0
+        """Spans a lean destination leaves out of its tree on purpose (settled, not lost)."""
         self.failure_note: Callable[[str], str] | None = None
         """Words appended to the one failure line, e.g. where the spool keeps the batches."""
         self.last_error: str | None = None
@@ -116,6 +118,10 @@ class ExportHealth:
                 self.failure_note(error) if self.failure_note else "",
             )
 
+    def leave_out(self, items: int) -> None:
+        with self._lock:
+            self.left_out += items
+
     def cut(self, reason: str) -> None:
         """An attempt still waiting for the backend at the job-end deadline counts as failed
         now: a LiveKit job ends before it times out. Its own end later settles it (a late
@@ -148,7 +154,7 @@ class ExportHealth:
         """The deadline passed: count what is queued or in flight as not delivered (an
         export that still ends later corrects it) and return how many items that is."""
         with self._lock:
-            settled = self.delivered + self.not_delivered + self.spooled
+            settled = self.delivered + self.not_delivered + self.spooled + self.left_out
             lost = max(self.queued - settled, self.in_flight, 0)
             self.not_delivered += lost
             self._written_off = self.in_flight

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -348,6 +349,26 @@ class Recorder:
         })  # fmt: skip
         if span is not None and span.is_recording():
             span.set_attribute(sc.ATTR_STT_STREAMED, m.streamed)
+        if m.audio_duration > 0 or usd:
+            self._stt_generation(m, model, usd, span)
+
+    def _stt_generation(self, m: STTMetrics, model: ModelAttributes, usd: float | None,
+                        user_turn: Span | None) -> None:  # fmt: skip
+        """LiveKit makes no span for speech-to-text: one ``stt_request`` per STT usage
+        report, under the user turn, carries its model, audio seconds and cost, so the
+        generations of a call add up to the call's cost (Langfuse sums generations)."""
+        ctx = trace.set_span_in_context(user_turn) if user_turn is not None else None
+        end = time.time_ns()
+        start = end - int(max(m.duration, 0.0) * 1e9)
+        # the tracer of the provider installed now (one STT report per utterance: cheap)
+        tracer = trace.get_tracer("otel_livekit")
+        span = tracer.start_span(sc.SPAN_STT_REQUEST, context=ctx, start_time=start, attributes={
+            sc.GEN_AI_OPERATION_NAME: "speech_to_text", **model.attrs,
+            sc.ATTR_STT_AUDIO_DURATION: m.audio_duration, sc.ATTR_STT_STREAMED: m.streamed,
+        })  # fmt: skip
+        if usd is not None:
+            span.set_attribute(sc.ATTR_COST, usd)
+        span.end(end_time=end)
 
     def _vad(self, m: VADMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata).attrs

@@ -104,7 +104,7 @@ class ContentPolicy:
         )
 
 
-def _parse_list(raw: str | bool | Sequence[str], var: str) -> frozenset[str]:
+def parse_destinations(raw: str | bool | Sequence[str], var: str) -> frozenset[str]:
     if isinstance(raw, bool):
         return frozenset({ALL}) if raw else frozenset()
     items = [raw] if isinstance(raw, str) else list(raw)
@@ -138,14 +138,14 @@ def resolve_policy(
     kind = genai_kind or ContentRule(attributes=True, events=True)
 
     if content is not None:
-        return ContentPolicy(_parse_list(content, "content="), kind, "content=")
+        return ContentPolicy(parse_destinations(content, "content="), kind, "content=")
     if raw := env.get(ev.OTEL_LIVEKIT_CONTENT, "").strip():
-        return ContentPolicy(_parse_list(raw, ev.OTEL_LIVEKIT_CONTENT), kind, ev.OTEL_LIVEKIT_CONTENT)
+        return ContentPolicy(parse_destinations(raw, ev.OTEL_LIVEKIT_CONTENT), kind, ev.OTEL_LIVEKIT_CONTENT)
     if allow_pii is not None:
-        return ContentPolicy(_parse_list(allow_pii, "allow_pii="), kind, "allow_pii=")
+        return ContentPolicy(parse_destinations(allow_pii, "allow_pii="), kind, "allow_pii=")
     if raw := env.get(ev.OTEL_LIVEKIT_ALLOW_PII, "").strip():
         allowed = ev.flag(raw, ev.OTEL_LIVEKIT_ALLOW_PII) is True  # raw is not blank here
-        return ContentPolicy(_parse_list(allowed, ""), kind, ev.OTEL_LIVEKIT_ALLOW_PII)
+        return ContentPolicy(parse_destinations(allowed, ""), kind, ev.OTEL_LIVEKIT_ALLOW_PII)
     if genai_kind is not None:
         return ContentPolicy(
             frozenset({ALL}), genai_kind, ev.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT

@@ -115,6 +115,16 @@ class _CallState:
         except Exception:
             logger.debug("otel_livekit: transcript event failed", exc_info=True)
 
+    def on_transcribed(self, ev: Any) -> None:
+        """A final STT transcript: the user's words on the ``user_turn`` still open now (the
+        chat item comes after the turn's span has ended). Never raises."""
+        if not getattr(ev, "is_final", False):
+            return
+        try:
+            self.transcript.heard(ev, self.recorder.find_near(sc.SPAN_USER_TURN))
+        except Exception:
+            logger.debug("otel_livekit: transcript event failed", exc_info=True)
+
     def on_metrics(self, ev: Any) -> None:
         """End of the user's speech names the speech that answers it: the user turn gets
         the same turn id as the agent turn (its span is still open here). Never raises."""
@@ -125,6 +135,7 @@ class _CallState:
             span = self.recorder.find_near(sc.SPAN_USER_TURN)
             if span is not None and span.is_recording():
                 span.set_attribute(TURN_ID, metrics.speech_id)
+                self.transcript.said_on(span, metrics.speech_id)
         except Exception:
             logger.debug("otel_livekit: turn id on the user turn failed", exc_info=True)
 
@@ -162,6 +173,7 @@ def attach(session: Any, inst: Any) -> _CallState | None:
         state = _CallState(features, inst)
         ref = weakref.ref(session)
         session.on("conversation_item_added", state.on_item)
+        session.on("user_input_transcribed", state.on_transcribed)
         close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
         session.on("close", close)
         return state

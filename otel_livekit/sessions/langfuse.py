@@ -52,6 +52,7 @@ OBSERVATION_TYPES: Mapping[str, str] = {
     sc.SPAN_LLM_REQUEST: "generation",
     sc.SPAN_REALTIME: "generation",
     sc.SPAN_TTS_REQUEST: "generation",
+    sc.SPAN_STT_REQUEST: "generation",
     "function_tool": "tool",
     # these carry a model attribute but no usage: typed explicitly so Langfuse does not
     # count them as generations
@@ -280,26 +281,35 @@ def observation_attributes(span: ReadableSpan, *, with_content: bool) -> dict[st
     return out
 
 
-_USAGE_KEYS: Mapping[str, str] = {
-    # Langfuse usage-detail name → LiveKit 1.8 attribute (LLM and realtime spans)
-    "input": "gen_ai.usage.input_tokens",
-    "output": "gen_ai.usage.output_tokens",
-    "cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
-    "cache_write_input_tokens": "gen_ai.usage.cache_write.input_tokens",
-    "reasoning_output_tokens": "gen_ai.usage.reasoning.output_tokens",
-    "input_audio_tokens": "gen_ai.usage.audio.input_tokens",
-    "output_audio_tokens": "gen_ai.usage.audio.output_tokens",
-    "input_text_tokens": "gen_ai.usage.text.input_tokens",
-    "output_text_tokens": "gen_ai.usage.text.output_tokens",
-    "input_image_tokens": "gen_ai.usage.image.input_tokens",
-}
-_ALWAYS = frozenset({"input", "output", "cache_read_input_tokens"})
+LANGFUSE_USAGE_DOCS = "https://langfuse.com/docs/observability/features/token-and-cost-tracking"
+
+
+def _int(a: Mapping[str, Any], key: str) -> int:
+    value = a.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _usage(a: Mapping[str, Any]) -> dict[str, int]:
-    usage = {
-        k: int(a[v]) for k, v in _USAGE_KEYS.items() if isinstance(a.get(v), int) and (a[v] or k in _ALWAYS)
-    }
+    """Langfuse's usage types, no token counted twice (LANGFUSE_USAGE_DOCS): Langfuse sums
+    every usage type into the total unless one is given, and counts every type named
+    ``input…`` as input. LiveKit's input count includes the cached tokens (OpenAI's
+    convention), so ``input`` is the uncached part and ``input_cached_tokens`` (the name
+    Langfuse's OpenAI models price) the cached one; modality and reasoning breakdowns, which
+    are parts of input or output, stay span attributes only; ``total`` is given."""
+    usage: dict[str, int] = {}
+    if any(isinstance(a.get(k), int) for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")):
+        prompt, completion = _int(a, "gen_ai.usage.input_tokens"), _int(a, "gen_ai.usage.output_tokens")
+        cached = _int(a, "gen_ai.usage.cache_read.input_tokens")
+        written = _int(a, "gen_ai.usage.cache_write.input_tokens")
+        usage["input"] = max(0, prompt - cached - written)
+        usage["input_cached_tokens"] = cached
+        if written:
+            usage["input_cache_write_tokens"] = written
+        usage["output"] = completion
+        usage["total"] = prompt + completion
+    audio = a.get(sc.ATTR_STT_AUDIO_DURATION)
+    if isinstance(audio, (int, float)) and not isinstance(audio, bool) and audio > 0:
+        usage["input_audio_milliseconds"] = round(audio * 1000)  # Langfuse's units are integers
     chars = a.get(sc.ATTR_TTS_CHARACTERS)
     if isinstance(chars, int) and chars:
         usage["characters"] = chars
