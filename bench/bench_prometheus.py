@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from otel_livekit import semconv as sc
-from otel_livekit.export.prometheus import PrometheusSink
+from otel_livekit.export.local.prometheus import PrometheusSink
 from otel_livekit.metrics.catalogue import METER_NAME, views
 from otel_livekit.metrics.instruments import Instruments
 from otel_livekit.metrics.pricing import load_prices

@@ -80,7 +80,7 @@ PHASES: list[dict[str, float]] = []
 
 def time_phases() -> None:
     """Wraps the span export's steps to record thread CPU ms per batch (diagnosis only)."""
-    from otel_livekit.export import spooling
+    from otel_livekit.export.delivery import spooling
     from otel_livekit.sessions import content
 
     encode = spooling.encode_spans_yielding
@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--no-freeze", action="store_true")
     ap.add_argument("--phases", action="store_true")
     ap.add_argument("--tasks", action="store_true")
+    ap.add_argument("--calls", type=int, default=10, help="concurrent calls in the process")
     args = ap.parse_args()
     import logging
 
@@ -178,7 +179,7 @@ def main() -> None:
                 now = time.perf_counter()
                 ticks.append((now, (now - t - 0.001) * 1000))
 
-        await calls_until(time.monotonic() + 5)
+        await calls_until(time.monotonic() + 5, args.calls)
         if not args.no_freeze:  # without it, no collect either (a collect defers the next gen-2)
             gc.collect()
             gc.freeze()
@@ -187,7 +188,7 @@ def main() -> None:
         await asyncio.sleep(0)  # the step that froze the heap is not counted
         COUNTING[0] = True
         loop_cpu = time.thread_time()
-        made = await calls_until(time.monotonic() + args.seconds)
+        made = await calls_until(time.monotonic() + args.seconds, args.calls)
         loop_cpu = time.thread_time() - loop_cpu
         COUNTING[0] = False
         stop = True

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from .config import Config, check_config
 from .errors import ConfigurationError
-from .export.backends import BACKENDS
-from .export.headers import mute_sdk_header_warning
+from .export.destinations.backends import BACKENDS
+from .export.destinations.headers import mute_sdk_header_warning
 from .metrics.catalogue import CATALOGUE, InstrumentSpec
 from .metrics.pricing import PriceTable, load_prices
 from .sessions.calls import set_call_attributes

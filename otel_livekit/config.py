@@ -21,12 +21,12 @@ from typing import Any, TypeVar
 
 from . import environment_variables as ev
 from .errors import ConfigurationError
-from .export.backends import Destination, ExportPlan, resolve_plan
-from .export.headers import HEADER_VARIABLES, masked_header_value, parse_headers
-from .export.instances import DEFAULT_EXPIRATION, InstanceSettings, default_directory
-from .export.prometheus import PrometheusSettings, prometheus_settings
-from .export.spooling import SpoolSettings, default_root, spool_settings
-from .export.transport import Signal, Transport, resolve_transport
+from .export.delivery.spooling import SpoolSettings, default_root, spool_settings
+from .export.destinations.backends import Destination, ExportPlan, resolve_plan
+from .export.destinations.headers import HEADER_VARIABLES, masked_header_value, parse_headers
+from .export.destinations.instances import DEFAULT_EXPIRATION, InstanceSettings, default_directory
+from .export.destinations.transport import Signal, Transport, resolve_transport
+from .export.local.prometheus import PrometheusSettings, prometheus_settings
 from .metrics.pricing import PriceSource, PriceTable, load_prices
 from .secrets import Secret
 from .sessions.content import ALL, ContentPolicy, default_policy, parse_destinations, resolve_policy

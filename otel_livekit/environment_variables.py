@@ -117,7 +117,7 @@ OTEL_LIVEKIT_REPORT_DIR = "OTEL_LIVEKIT_REPORT_DIR"
 OTEL_LIVEKIT_LOGS = "OTEL_LIVEKIT_LOGS"
 
 
-# --- Prometheus (otel_livekit/export/prometheus.py) ---------------------------------------
+# --- Prometheus (otel_livekit/export/local/prometheus.py) ---------------------------------------
 PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS = "OTEL_LIVEKIT_PROMETHEUS_MULTIPROCESS"

@@ -1,7 +1,7 @@
 """The one builder of the export chain, from the resolved :class:`~otel_livekit.config.Config`.
 
 For every destination — the backend's traces and metrics, named span exporters, the user's
-processors, OTLP logs — it puts together, in one place: the transport (``export.transport``),
+processors, OTLP logs — it puts together, in one place: the transport (``export.destinations.transport``),
 the content rules (``sessions.content``), the spool or the direct sender, and the health
 counting. ``telemetry`` keeps the handle and the facade; nothing here installs globals.
 
@@ -42,18 +42,18 @@ from opentelemetry.util.types import AttributeValue
 
 from . import environment_variables as ev
 from .config import Config
-from .export.backends import Destination, FileTarget
-from .export.direct import DirectMetricExporter, DirectSpanExporter
-from .export.file import FileMetricExporter, FileSpanExporter
-from .export.health import (
+from .export.delivery.direct import DirectMetricExporter, DirectSpanExporter
+from .export.delivery.health import (
     CountingBatchSpanProcessor,
     CountingSession,
     ExportHealth,
     ReportingMetricExporter,
     ReportingSpanExporter,
 )
-from .export.instances import Slot, SlotMetricExporter, claim_slot
-from .export.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
+from .export.delivery.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
+from .export.destinations.backends import Destination, FileTarget
+from .export.destinations.instances import Slot, SlotMetricExporter, claim_slot
+from .export.local.file import FileMetricExporter, FileSpanExporter
 from .installation import Installation
 from .metrics.spans import SpanIndex
 from .sessions.features import SessionFeatures

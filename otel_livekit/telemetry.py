@@ -32,15 +32,15 @@ from opentelemetry.util.types import AttributeValue
 from . import environment_variables as ev
 from . import pipeline
 from .config import DEFAULT_FLUSH_TIMEOUT, Config, SetupArgs, resolve, strict_policy
-from .export.backends import ExportPlan
-from .export.deadline import Deadline
-from .export.health import (
+from .export.delivery.deadline import Deadline
+from .export.delivery.health import (
     ExportHealth,
     quiet_repeated_exporter_logs,
 )
-from .export.prometheus import active_endpoint, prometheus_readers
-from .export.self_metrics import register_self_metrics
-from .export.spooling import Spooler
+from .export.delivery.self_metrics import register_self_metrics
+from .export.delivery.spooling import Spooler
+from .export.destinations.backends import ExportPlan
+from .export.local.prometheus import active_endpoint, prometheus_readers
 from .installation import Installation, installed
 from .metrics.catalogue import METER_NAME, REPLACED_LIVEKIT_INSTRUMENTS, views
 from .metrics.instruments import Instruments

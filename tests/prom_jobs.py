@@ -88,8 +88,8 @@ def reference_main(out: str, ready: Event, release: Event) -> None:
 def shared_writer(directory: str, n: int, rounds: int, start: Event) -> None:
     """One job process writing the shared files as fast as it can: a new series and a
     growing counter per round."""
-    from otel_livekit.export.prometheus_families import Family
-    from otel_livekit.export.prometheus_files import MultiprocessFiles
+    from otel_livekit.export.local.prometheus_families import Family
+    from otel_livekit.export.local.prometheus_files import MultiprocessFiles
 
     files = MultiprocessFiles(directory, f"{n}-otel-livekit")
     start.wait(60)

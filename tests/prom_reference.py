@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_session_metrics import PRICES, inject_other_events
 
 from otel_livekit import Telemetry, setup_tracing
-from otel_livekit.export.prometheus_names import sample_names
+from otel_livekit.export.local.prometheus_names import sample_names
 from otel_livekit.metrics.catalogue import CATALOGUE
 from otel_livekit.offline import OfflineLLM, OfflineSTT, OfflineTTS, run_offline_session
 

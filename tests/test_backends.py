@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from otel_livekit import BACKENDS, ConfigurationError
-from otel_livekit.export.backends import Destination, resolve_plan
+from otel_livekit.export.destinations.backends import Destination, resolve_plan
 
 LF = {"LANGFUSE_PUBLIC_KEY": "pk-1", "LANGFUSE_SECRET_KEY": "sk-secret-1"}
 

@@ -29,9 +29,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from servers import free_port
 
 from otel_livekit import setup_tracing
-from otel_livekit.export.direct import Sender, wire
-from otel_livekit.export.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
-from otel_livekit.export.transport import Transport
+from otel_livekit.export.delivery.direct import Sender, wire
+from otel_livekit.export.delivery.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
+from otel_livekit.export.destinations.transport import Transport
 from otel_livekit.offline import run_offline_session
 from otel_livekit.telemetry import DEFAULT_FLUSH_TIMEOUT, Telemetry
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from otlp_receiver import OtlpReceiver, attrs
 
-from otel_livekit.export.instances import InstanceSettings, SeriesContinuity, claim_slot
+from otel_livekit.export.destinations.instances import InstanceSettings, SeriesContinuity, claim_slot
 
 
 def _settings(directory: Path, expiration: float = 3600.0) -> InstanceSettings:
@@ -39,7 +39,7 @@ def test_a_process_takes_the_lowest_free_slot_and_a_killed_one_frees_it(tmp_path
 
     # another process holds slot 2 until it is SIGKILLed: the kernel frees the lock
     code = ("import sys, time; from pathlib import Path; "
-            "from otel_livekit.export.instances import InstanceSettings, claim_slot; "
+            "from otel_livekit.export.destinations.instances import InstanceSettings, claim_slot; "
             "slot = claim_slot(InstanceSettings(True, Path(sys.argv[1]), 3600.0)); "
             "print(slot.number, flush=True); time.sleep(60)")  # fmt: skip
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)

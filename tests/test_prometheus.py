@@ -32,8 +32,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from servers import PrometheusServer, ScrapeTarget, free_port, prometheus_binary, require_or_skip
 
 from otel_livekit import ConfigurationError, setup_tracing
-from otel_livekit.export import prometheus as prom
-from otel_livekit.export.prometheus_names import sample_names
+from otel_livekit.export.local import prometheus as prom
+from otel_livekit.export.local.prometheus_names import sample_names
 from otel_livekit.metrics.buckets import GENAI_DURATION_SECONDS
 from otel_livekit.metrics.catalogue import CATALOGUE
 
@@ -453,7 +453,7 @@ def test_bad_prometheus_settings_fail_at_setup(env: dict[str, str], named: str,
 
 
 def test_docs_list_every_prometheus_name() -> None:
-    from otel_livekit.export.prometheus_names import markdown_table
+    from otel_livekit.export.local.prometheus_names import markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "prometheus.md").read_text()
     start = readme.index("\n", readme.index("<!-- prometheus-names:start")) + 1

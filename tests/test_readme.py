@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from otel_livekit import environment_variables as ev
-from otel_livekit.export.backends import BACKENDS
+from otel_livekit.export.destinations.backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

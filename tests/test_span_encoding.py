@@ -1,4 +1,4 @@
-"""Spans are encoded a few at a time (export/encoding.py), so the export thread leaves the
+"""Spans are encoded a few at a time (export/delivery/encoding.py), so the export thread leaves the
 GIL to the agent's event loop between chunks; the backend still gets one request per batch
 with every span once, in order, exactly as the SDK's encoder would have written it."""
 
@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otlp_receiver import OtlpReceiver, attrs
 
 from otel_livekit import setup_tracing
-from otel_livekit.export.direct import DirectSpanExporter
-from otel_livekit.export.encoding import SPANS_PER_CHUNK, encode_spans_yielding
-from otel_livekit.export.transport import Transport
+from otel_livekit.export.delivery.direct import DirectSpanExporter
+from otel_livekit.export.delivery.encoding import SPANS_PER_CHUNK, encode_spans_yielding
+from otel_livekit.export.destinations.transport import Transport
 
 
 def flat(request: ExportTraceServiceRequest) -> list[object]:

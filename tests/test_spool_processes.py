@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from servers import free_port
 
 from otel_livekit import setup_tracing
-from otel_livekit.export.spool import CLAIM
+from otel_livekit.export.delivery.spool import CLAIM
 from otel_livekit.telemetry import Telemetry
 
 HERE = Path(__file__).resolve().parent

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from servers import REPO_ROOT, prometheus_binary, require_or_skip
 
 from otel_livekit import setup_tracing
-from otel_livekit.export.prometheus_names import catalogue_names
+from otel_livekit.export.local.prometheus_names import catalogue_names
 from otel_livekit.metrics.catalogue import BY_NAME
 from otel_livekit.offline import OfflineLLM, run_offline_session
 
@@ -332,7 +332,7 @@ def test_each_apm_overlay_sends_the_header_its_vendor_takes(
 ) -> None:
     """The Collector overlay authenticates the way the package's own preset for that vendor
     does (the preset is checked against the vendors' documented headers in test_backends)."""
-    from otel_livekit.export.backends import Destination, resolve_plan
+    from otel_livekit.export.destinations.backends import Destination, resolve_plan
 
     plan = resolve_plan(backend, {}, env)
     assert isinstance(plan.traces, Destination)

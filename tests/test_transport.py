@@ -1,4 +1,4 @@
-"""The OTLP transport comes from the settings, resolved once (export/transport.py): endpoint,
+"""The OTLP transport comes from the settings, resolved once (export/destinations/transport.py): endpoint,
 headers, timeout, compression and TLS per the ``OTEL_EXPORTER_OTLP_*`` variables, the
 per-signal one first — the same values on the wire with the spool on and off."""
 

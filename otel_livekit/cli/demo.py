@@ -24,7 +24,7 @@ from rich.table import Table
 from .. import environment_variables as ev
 from .. import semconv as sc
 from ..errors import ConfigurationError
-from ..export.backends import DEFAULT_BACKEND, infer_backend
+from ..export.destinations.backends import DEFAULT_BACKEND, infer_backend
 from .report import percentile, write_report
 from .tracefile import ATTR_E2E, ATTR_EOU
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from .. import environment_variables as ev
 from ..config import SETTINGS, Config, SetupArgs, is_secret, resolve, shown
-from ..export.backends import Destination, ExportPlan, FileTarget, infer_backend
+from ..export.destinations.backends import Destination, ExportPlan, FileTarget, infer_backend
 
 EXIT_OK = 0
 EXIT_CONFIG = 2

@@ -1,1 +1,2 @@
-"""Where telemetry leaves the process: exporters, sinks, spool."""
+"""Where telemetry leaves the process, by concern: ``destinations`` (where it goes),
+``delivery`` (how it survives), ``local`` (sinks on this machine)."""

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, StatusCode
 
-from ..export.health import ExportHealth
+from ..export.delivery.health import ExportHealth
 
 logger = logging.getLogger("otel_livekit")
 

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import requests
 from opentelemetry.exporter.otlp.proto.http import Compression
 
-from .. import environment_variables as ev
-from ..errors import ConfigurationError
-from ..secrets import Secret
+from ... import environment_variables as ev
+from ...errors import ConfigurationError
+from ...secrets import Secret
 
 Signal = Literal["traces", "metrics", "logs"]
 CompressionName = Literal["none", "gzip", "deflate"]

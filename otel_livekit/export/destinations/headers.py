@@ -8,7 +8,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-from .. import environment_variables as ev
+from ... import environment_variables as ev
 
 HEADER_VARIABLES = (
     ev.OTEL_EXPORTER_OTLP_HEADERS,

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from .. import semconv as sc
-from ..metrics.catalogue import CATALOGUE, InstrumentSpec
+from ... import semconv as sc
+from ...metrics.catalogue import CATALOGUE, InstrumentSpec
 from .health import ExportHealth
 
 ATTR_SIGNAL = sc.EXPORT_SIGNAL

@@ -27,9 +27,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ..destinations.transport import Transport
 from .encoding import encode_spans_yielding
 from .outbox import Wire, post
-from .transport import Transport
 
 logger = logging.getLogger("otel_livekit")
 

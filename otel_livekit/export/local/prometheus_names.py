@@ -15,7 +15,7 @@ import json
 import re
 from typing import Literal
 
-from ..metrics.catalogue import CATALOGUE, InstrumentSpec, Kind
+from ...metrics.catalogue import CATALOGUE, InstrumentSpec, Kind
 
 PromType = Literal["counter", "gauge", "histogram"]
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from ..installation import Installation
+from ...installation import Installation
 
 logger = logging.getLogger("otel_livekit")
 

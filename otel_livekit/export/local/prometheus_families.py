@@ -24,7 +24,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from ..metrics.catalogue import BY_NAME, CATALOGUE, METER_NAME
+from ...metrics.catalogue import BY_NAME, CATALOGUE, METER_NAME
 from .prometheus_names import (
     PromType,
     bound_label,

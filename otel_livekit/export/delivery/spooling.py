@@ -30,15 +30,15 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .. import environment_variables as ev
-from ..errors import ConfigurationError
-from ..writable import writable_directory
+from ... import environment_variables as ev
+from ...errors import ConfigurationError
+from ...writable import writable_directory
+from ..destinations.transport import Transport
 from .direct import wire
 from .encoding import encode_spans_yielding
 from .health import ExportHealth, metric_points
 from .outbox import RETRYABLE, Outbox, Outcome
 from .spool import SpoolDir
-from .transport import Transport
 
 logger = logging.getLogger("otel_livekit")
 

@@ -27,10 +27,10 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .. import environment_variables as ev
-from ..errors import ConfigurationError
-from ..installation import installed
-from ..writable import writable_directory
+from ... import environment_variables as ev
+from ...errors import ConfigurationError
+from ...installation import installed
+from ...writable import writable_directory
 from .prometheus_families import Family, convert, to_prometheus
 from .prometheus_files import MultiprocessFiles
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from .. import environment_variables as ev
-from ..errors import ConfigurationError
-from ..secrets import Secret
+from ... import environment_variables as ev
+from ...errors import ConfigurationError
+from ...secrets import Secret
 
 Temporality = Literal["cumulative", "delta"]
 

@@ -1,0 +1,2 @@
+"""How telemetry gets there and survives: health counting, the job-end deadline, the spool
+and its sender, the direct sender, encoding, self-metrics."""
