@@ -425,7 +425,8 @@ def _build_and_install(
         replaced=REPLACED_LIVEKIT_INSTRUMENTS,
     )
     installation.add("meter provider", meter_provider.shutdown, build_only=True)
-    recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), config.prices, span_index)
+    recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), config.prices, span_index,
+                        stt_generations=defaults.langfuse)  # fmt: skip
     register_self_metrics(meter_provider.get_meter(METER_NAME), health)
 
     # process-wide state, last: nothing below raises on a good build

@@ -113,7 +113,11 @@ class _Once:
 class Recorder:
     """Process-wide: holds the instruments, the price table and the span index."""
 
-    def __init__(self, instruments: Instruments, prices: PriceTable, spans: SpanIndex | None = None) -> None:
+    def __init__(self, instruments: Instruments, prices: PriceTable, spans: SpanIndex | None = None,
+                 *, stt_generations: bool = False) -> None:  # fmt: skip
+        self.stt_generations = stt_generations
+        """An ``stt_request`` span per STT usage report (with the Langfuse mapping, where a
+        trace's cost is the sum of its generations); a span costs the loop ~0.1 ms."""
         self.instruments = instruments
         self.prices = prices
         self.spans = spans
@@ -349,7 +353,7 @@ class Recorder:
         })  # fmt: skip
         if span is not None and span.is_recording():
             span.set_attribute(sc.ATTR_STT_STREAMED, m.streamed)
-        if m.audio_duration > 0 or usd:
+        if self.stt_generations and (m.audio_duration > 0 or usd):
             self._stt_generation(m, model, usd, span)
 
     def _stt_generation(self, m: STTMetrics, model: ModelAttributes, usd: float | None,
