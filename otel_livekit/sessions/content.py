@@ -10,7 +10,6 @@ switch is honoured beside ``OTEL_LIVEKIT_CONTENT``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from .. import environment_variables as ev
 from ..errors import ConfigurationError
+from ..gil import PER_GIL_HOLD, let_the_loop_in
 from .langfuse import LF_INPUT, LF_OUTPUT, observation_attributes
 
 logger = logging.getLogger("otel_livekit")
@@ -221,10 +221,6 @@ def _safe_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> Readabl
         return None  # never let content through by accident
 
 
-VIEWS_PER_GIL_HOLD = 16
-"""Span views made between two GIL hand-overs on the export thread (under 1 ms): a batch of
-512 spans in one go would make the agent's event loop wait for CPython's 5 ms switch
-interval, several times per batch (bench/lag_stalls.py at 32 calls)."""
 
 
 class DestinationExporter(SpanExporter):
@@ -238,8 +234,8 @@ class DestinationExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         views = []
         for i, span in enumerate(spans):
-            if i and i % VIEWS_PER_GIL_HOLD == 0:
-                time.sleep(0)  # hands the GIL to the event loop between a batch's chunks
+            if i and i % PER_GIL_HOLD == 0:  # 512 views in one go would hold the GIL 5 ms
+                let_the_loop_in()
             if (view := _safe_view(span, self.rule, self.langfuse)) is not None:
                 views.append(view)
         return self.inner.export(views)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, StatusCode
 
 from ..export.delivery.health import ExportHealth
-from .content import VIEWS_PER_GIL_HOLD
+from ..gil import PER_GIL_HOLD, let_the_loop_in
 
 logger = logging.getLogger("otel_livekit")
 
@@ -115,8 +114,8 @@ class LeanExporter(SpanExporter):
     def _lean(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         kept: list[ReadableSpan] = []
         for i, span in enumerate(spans):  # children end (and are batched) before their parents
-            if i and i % VIEWS_PER_GIL_HOLD == 0:
-                time.sleep(0)  # the event loop gets the GIL between chunks of a batch
+            if i and i % PER_GIL_HOLD == 0:
+                let_the_loop_in()
             if span.context is not None and self.lineage.dropped(span.context.span_id):
                 self._move_onto_ancestor(span)
             else:

@@ -14,22 +14,23 @@ as one message whose repeated fields are concatenated, so the result is one
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
-SPANS_PER_CHUNK = 16
+from ...gil import PER_GIL_HOLD, let_the_loop_in
+
+SPANS_PER_CHUNK = PER_GIL_HOLD
 """About 1 ms of encoding: the longest the event loop waits for the GIL because of it."""
 
 
 def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_CHUNK) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``, encoded ``chunk`` spans at
-    a time with the GIL released between chunks (``time.sleep(0)``)."""
+    a time with the GIL handed to the event loop between chunks (``gil.let_the_loop_in``)."""
     parts: list[bytes] = []
     for start in range(0, len(spans), chunk):
         if start:
-            time.sleep(0)  # releases the GIL: a thread waiting for it (the event loop) runs now
+            let_the_loop_in()  # a thread waiting for the GIL (the event loop) runs now
         parts.append(encode_spans(spans[start : start + chunk]).SerializePartialToString())
     return b"".join(parts)
