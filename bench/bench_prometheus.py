@@ -89,7 +89,7 @@ def call(rec: Recorder, rnd: random.Random, n: int) -> None:
                        metadata=tts),
         ):  # fmt: skip
             rec.record(m, turns)
-        rec.finish_turn(sid, eou + ttft + ttfb + rnd.uniform(0.05, 0.2), turns, None)
+        rec.finish_turn(sid, {"e2e_latency": eou + ttft + ttfb + rnd.uniform(0.05, 0.2)}, turns, None)
         if rnd.random() < 0.2:
             tool = rnd.choice(TOOLS)
             rec.add("voice_agent.tool.calls", 1, {sc.GEN_AI_TOOL_NAME: tool})

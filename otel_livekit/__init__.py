@@ -7,6 +7,7 @@ from .config import Config, check_config
 from .errors import ConfigurationError
 from .export.destinations.backends import BACKENDS
 from .export.destinations.headers import mute_sdk_header_warning
+from .metrics.budget import TurnBudget, on_turn_budget
 from .metrics.catalogue import CATALOGUE, InstrumentSpec
 from .metrics.pricing import PriceTable, load_prices
 from .sessions.calls import set_call_attributes
@@ -34,12 +35,14 @@ __all__ = [
     "SessionInstrumentation",
     "SessionSummary",
     "Telemetry",
+    "TurnBudget",
     "__version__",
     "check_config",
     "current",
     "instrument_session",
     "instrumentation_of",
     "load_prices",
+    "on_turn_budget",
     "set_call_attributes",
     "setup_tracing",
 ]

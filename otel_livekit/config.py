@@ -38,6 +38,7 @@ logger = logging.getLogger("otel_livekit")
 T = TypeVar("T")
 
 DEFAULT_FLUSH_TIMEOUT = 2.0
+DEFAULT_SLOW_TURN_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ SETTINGS: tuple[Setting, ...] = (
             "process; set it to your Collector's prometheus exporter `metric_expiration` (the "
             "shipped one's is 60m)."),
     # --- job end and outages
+    Setting(ev.OTEL_LIVEKIT_SLOW_TURN_SECONDS, "seconds (0–60]", "1.5",
+            "A turn whose wait (user's last word to agent's first audio) is longer is slow: "
+            "`voice_agent.turn.slow` by dominant part, the turn budget's verdict."),
     Setting(ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, "seconds (0–60]", "2",
             "The one deadline for everything telemetry does at job end and at exit (flush, "
             "shutdown, atexit together), a fifth of LiveKit's 10 s shutdown window."),
@@ -257,6 +261,7 @@ class SetupArgs:
     backend_options: Mapping[str, str] = field(default_factory=dict)
     strict: bool | None = None
     flush_timeout: float | None = None
+    slow_turn_seconds: float | None = None
     instrument_sessions: bool | None = None
     prices: PriceSource = None
     content: str | bool | Sequence[str] | None = None
@@ -313,6 +318,7 @@ class Config:
     """Per header variable, the entries that parsed (values kept as secrets)."""
     problems: tuple[Problem, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
+    slow_turn_seconds: float = DEFAULT_SLOW_TURN_SECONDS
 
     def report(self) -> None:
         """Strict: raise every problem at once. Lenient: log each once at ERROR."""
@@ -514,6 +520,11 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
     if flush_timeout is None:
         flush_timeout = r.section(lambda e: _float(e, ev.OTEL_LIVEKIT_FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT),
                                   lambda: DEFAULT_FLUSH_TIMEOUT, ev.OTEL_LIVEKIT_FLUSH_TIMEOUT)  # fmt: skip
+    slow_turn = a.slow_turn_seconds
+    if slow_turn is None:
+        var = ev.OTEL_LIVEKIT_SLOW_TURN_SECONDS
+        slow_turn = r.section(lambda e: _float(e, var, DEFAULT_SLOW_TURN_SECONDS),
+                              lambda: DEFAULT_SLOW_TURN_SECONDS, var)  # fmt: skip
     instrument = a.instrument_sessions
     if instrument is None:
         instrument = r.section(lambda e: _flag(e, ev.OTEL_LIVEKIT_INSTRUMENT_SESSIONS), lambda: None,
@@ -577,6 +588,7 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
 
     return Config(
         strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances, transports=transports,
+        slow_turn_seconds=slow_turn,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
         span_destinations=tuple(span_destinations), lean=lean, logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,

@@ -63,6 +63,14 @@ class _OfflineLLMStream(llm.LLMStream):
         await asyncio.sleep(fake.ttft)
         user_text = (last.text_content or "") if last.type == "message" else ""
         tool = next((t for w, t in fake.tool_triggers.items() if w in user_text), None)
+        if tool is None and last.type == "function_call_output" and fake.tool_rounds > 1:
+            rounds = 0  # tool outputs since the user's message: one more round until enough
+            for item in reversed(self.chat_ctx.items):
+                if item.type == "message" and item.role == "user":
+                    break
+                rounds += item.type == "function_call_output"
+            if rounds < fake.tool_rounds:
+                tool = last.name
         if tool is not None:
             call = llm.FunctionToolCall(
                 name=tool,
@@ -79,7 +87,7 @@ class _OfflineLLMStream(llm.LLMStream):
             for i in range(0, len(text), 3):
                 delta = llm.ChoiceDelta(role="assistant", content=text[i : i + 3])
                 self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(fake.first_token_pause if i == 0 else 0.002)
         usage = llm.CompletionUsage(
             completion_tokens=fake.completion_tokens,
             prompt_tokens=fake.prompt_tokens,
@@ -105,6 +113,8 @@ class OfflineLLM(_Named, llm.LLM):
         completion_tokens: int = 8,
         cached_tokens: int = 5,
         tool_triggers: dict[str, str] | None = None,
+        tool_rounds: int = 1,
+        first_token_pause: float = 0.002,
         model: str = "fake-gpt",
         provider: str = "openai",
     ) -> None:
@@ -115,6 +125,10 @@ class OfflineLLM(_Named, llm.LLM):
         self.completion_tokens = completion_tokens
         self.cached_tokens = cached_tokens
         self.tool_triggers = dict(TOOL_TRIGGERS if tool_triggers is None else tool_triggers)
+        self.tool_rounds = tool_rounds
+        """Tool calls in a row before the reply (each after the previous one's output)."""
+        self.first_token_pause = first_token_pause
+        """Pause after the first chunk: a slow first sentence."""
         self._model = model
         self._provider = provider
         self.requests = 0
@@ -447,6 +461,8 @@ def make_session(
     llm_: OfflineLLM | None = None,
     tts_: OfflineTTS | None = None,
     stt_: OfflineSTT | None = None,
+    endpointing_delay: float = 0.1,
+    preemptive_generation: bool = False,
 ) -> tuple[AgentSession, OfflineAudioInput]:
     session: AgentSession = AgentSession(
         llm=llm_ or OfflineLLM(),
@@ -455,8 +471,8 @@ def make_session(
         vad=OfflineVAD(),
         turn_handling={
             "turn_detection": "vad",
-            "endpointing": {"min_delay": 0.1, "max_delay": 1.0},
-            "preemptive_generation": {"enabled": False},
+            "endpointing": {"min_delay": endpointing_delay, "max_delay": max(1.0, endpointing_delay)},
+            "preemptive_generation": {"enabled": preemptive_generation},
         },
         aec_warmup_duration=None,
         user_away_timeout=None,
@@ -479,6 +495,9 @@ async def run_offline_session(
     job_id: str = "job-offline",
     room_name: str = "offline-room",
     interrupted_say: str | None = None,
+    agent: Agent | None = None,
+    endpointing_delay: float = 0.1,
+    preemptive_generation: bool = False,
     before_start: Callable[[AgentSession], Any] | None = None,
     before_close: Callable[[AgentSession], Any] | None = None,
     after_close: Callable[[AgentSession], Awaitable[None] | None] | None = None,
@@ -494,7 +513,8 @@ async def run_offline_session(
     with cm as job_ctx:
         if job_ctx is not None:  # the fake job's room is not connected: name it here
             job_ctx.job.room.name = room_name
-        session, audio_in = make_session(llm_=llm_, tts_=tts_, stt_=stt_)
+        session, audio_in = make_session(llm_=llm_, tts_=tts_, stt_=stt_, endpointing_delay=endpointing_delay,
+                                         preemptive_generation=preemptive_generation)
         run = OfflineRun(session)
 
         def count(ev: Any) -> None:
@@ -505,7 +525,7 @@ async def run_offline_session(
         session.on("conversation_item_added", count)
         if before_start is not None:
             before_start(session)
-        await session.start(OfflineAgent())
+        await session.start(agent or OfflineAgent())
         for text in text_turns:
             await session.run(user_input=text)
         for _ in range(audio_turns):
@@ -513,7 +533,7 @@ async def run_offline_session(
             await audio_in.push_seconds(0.3, loud=False)
             await audio_in.push_seconds(0.6, loud=True)
             await audio_in.push_seconds(0.8, loud=False)
-            for _ in range(100):  # the reply is spoken within 5 s
+            for _ in range(200):  # the reply is spoken within 10 s
                 if run.assistant_messages >= expected:
                     break
                 await asyncio.sleep(0.05)

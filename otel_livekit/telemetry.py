@@ -265,6 +265,7 @@ def setup_tracing(
     metadata: Mapping[str, AttributeValue] | None = None,
     resource_attributes: Mapping[str, AttributeValue] | None = None,
     flush_timeout: float | None = None,
+    slow_turn_seconds: float | None = None,
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
     prices: PriceSource = None,
@@ -335,8 +336,8 @@ def setup_tracing(
 
         args = SetupArgs(
             backend=backend, backend_options=backend_options, strict=strict, flush_timeout=flush_timeout,
-            instrument_sessions=instrument_sessions, prices=prices, content=content, lean=lean,
-            allow_pii=allow_pii,
+            slow_turn_seconds=slow_turn_seconds, instrument_sessions=instrument_sessions, prices=prices,
+            content=content, lean=lean, allow_pii=allow_pii,
             span_exporter_names=tuple(span_exporters or {}), has_span_processors=bool(span_processors),
             session_id=session_id, user_id=user_id, trace_name=trace_name, tags=tags,
             environment=environment, langfuse_mapping=langfuse_mapping, report_dir=report_dir,
@@ -426,7 +427,8 @@ def _build_and_install(
     )
     installation.add("meter provider", meter_provider.shutdown, build_only=True)
     recorder = Recorder(Instruments(meter_provider.get_meter(METER_NAME)), config.prices, span_index,
-                        stt_generations=defaults.langfuse)  # fmt: skip
+                        stt_generations=defaults.langfuse,
+                        slow_turn_seconds=config.slow_turn_seconds)  # fmt: skip
     register_self_metrics(meter_provider.get_meter(METER_NAME), health)
 
     # process-wide state, last: nothing below raises on a good build

@@ -31,7 +31,7 @@ def run_reference_sessions(registry: CollectorRegistry, **setup: Any) -> Telemet
     # a named span destination, so the export self-metrics have series too
     telemetry = setup_tracing("none", metric_readers=[PrometheusMetricReader(registry=registry)],
                               span_exporters={"reference": InMemorySpanExporter()},
-                              prices=PRICES, **setup)  # fmt: skip
+                              prices=PRICES, slow_turn_seconds=0.5, **setup)  # fmt: skip
 
     def listen(session: Any) -> None:
         rtc.EventEmitter.on(session, "metrics_collected", lambda ev: None)  # type: ignore[arg-type]

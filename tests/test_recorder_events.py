@@ -190,7 +190,7 @@ def test_eou_then_llm_then_tts_records_the_turn() -> None:
     assert p.one("voice_agent.turn.tts_ttfb").sum == 0.06
     assert p.one("voice_agent.turn.transcription_delay").sum == 0.2
     assert p.one("voice_agent.turn.on_user_turn_completed_delay").sum == 0.001
-    rec.finish_turn("s1", 0.5, turns, None)
+    rec.finish_turn("s1", {"e2e_latency": 0.5}, turns, None)
     p = Points(reader)
     assert p.one("voice_agent.turn.e2e_latency").sum == 0.5
     assert p.one("voice_agent.turn.remainder").sum == pytest.approx(0.5 - 0.48)

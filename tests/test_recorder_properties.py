@@ -76,7 +76,8 @@ def test_random_events_never_raise_and_record_only_finite_values(batch: list[Any
     turns = TurnTracker()
     for ev in batch:
         rec.record(ev, turns)  # must not raise
-        rec.finish_turn(getattr(ev, "speech_id", None), getattr(ev, "duration", None), turns, None)
+        e2e = getattr(ev, "duration", None)
+        rec.finish_turn(getattr(ev, "speech_id", None), {"e2e_latency": e2e}, turns, None)
     for name, points in Points(reader).by_name.items():
         for p in points:
             assert set(p.attributes) <= set(BY_NAME[name].attributes), (name, dict(p.attributes))

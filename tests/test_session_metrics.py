@@ -110,7 +110,7 @@ def run_recorded(**kw: Any) -> Recorded:
     exporter = InMemorySpanExporter()
     setup_tracing(
         "none", metric_readers=[reader], span_processors=[SimpleSpanProcessor(exporter)],
-        prices=PRICES,
+        prices=PRICES, slow_turn_seconds=0.5,  # the audio turn (~0.65 s) is slow
     )  # fmt: skip
     events: list[Any] = []
     sessions: list[AgentSession[Any]] = []

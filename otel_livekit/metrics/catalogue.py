@@ -118,6 +118,15 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     _turn("voice_agent.turn.remainder",
           "e2e latency not explained by the three parts (queueing, first sentence, playout)",
           (), "e2e_latency - (eou + llm ttft + tts ttfb)"),
+    _turn("voice_agent.turn.budget",
+          "Where the turn's wait went, part by part (endpointing, on_user_turn_completed, "
+          "tool_llm, tool, llm_ttft, realtime_ttft, first_sentence, tts_ttfb, playback, "
+          "residual): a turn's parts add up to its wait (LiveKit's e2e latency)",
+          (sc.TURN_PART, sc.TURN_INPUT, *_MODEL),
+          "conversation, metrics and tool events of the turn (metrics/budget.py)"),
+    _c("voice_agent.turn.slow", "{turn}",
+       "Turns whose wait passed OTEL_LIVEKIT_SLOW_TURN_SECONDS, by the part that took longest",
+       (sc.TURN_DOMINANT_PART, sc.TURN_INPUT), "the turn budget"),
     _h("voice_agent.turn.transcription_delay", S, "End of user speech to final transcript",
        (), LAT, "EOUMetrics"),
     _h("voice_agent.turn.on_user_turn_completed_delay", S,

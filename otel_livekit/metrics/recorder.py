@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from livekit.agents.metrics.base import (
     AvatarMetrics,
@@ -32,11 +32,12 @@ from opentelemetry.sdk.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from .. import semconv as sc
+from . import budget as b
 from .catalogue import CATALOGUE
 from .instruments import Instruments
 from .pricing import PriceTable, normalize_provider
 from .spans import SpanIndex
-from .turns import TurnState, TurnTracker
+from .turns import Request, TurnState, TurnTracker, UserInput
 
 logger = logging.getLogger("otel_livekit")
 
@@ -48,7 +49,7 @@ MAX_MEASUREMENT = 1e9
 would push a histogram's running sum towards infinity."""
 
 
-def valid(value: object) -> bool:
+def valid(value: object) -> TypeGuard[float]:
     """A measurement we may record: a finite, non-negative, sane number."""
     kind = type(value)
     if kind is float or kind is int:  # the common case, checked cheaply (NaN fails both)
@@ -59,6 +60,12 @@ def valid(value: object) -> bool:
         and math.isfinite(value)
         and 0 <= value < MAX_MEASUREMENT
     )
+
+
+def moment(value: object) -> TypeGuard[float]:
+    """A wall-clock time (Unix seconds) we may place on a turn's timeline."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0  # type: ignore[arg-type,operator]
 
 
 class ModelAttributes:
@@ -114,7 +121,10 @@ class Recorder:
     """Process-wide: holds the instruments, the price table and the span index."""
 
     def __init__(self, instruments: Instruments, prices: PriceTable, spans: SpanIndex | None = None,
-                 *, stt_generations: bool = False) -> None:  # fmt: skip
+                 *, stt_generations: bool = False,
+                 slow_turn_seconds: float | None = 1.5) -> None:  # fmt: skip
+        self.slow_turn_seconds = slow_turn_seconds
+        """A turn whose wait is longer is slow (``voice_agent.turn.slow``, the hook's verdict)."""
         self.stt_generations = stt_generations
         """An ``stt_request`` span per STT usage report (with the Langfuse mapping, where a
         trace's cost is the sum of its generations); a span costs the loop ~0.1 ms."""
@@ -154,11 +164,11 @@ class Recorder:
             ctx = trace.set_span_in_context(span) if span is not None else get_current()
         else:
             ctx = _NO_EXEMPLAR
-        self._pending.put(histogram, value, attrs, ctx)  # type: ignore[arg-type]
+        self._pending.put(histogram, value, attrs, ctx)
 
     def add(self, name: str, value: object, attrs: Attrs | None = None) -> None:
         if valid(value) and value:
-            self._counters[name].add(value, attrs)  # type: ignore[arg-type]
+            self._counters[name].add(value, attrs)
 
     def cost(self, component: str, usd: float | None, model: ModelAttributes, turns: TurnTracker) -> None:
         """The one pricing of an event: the ``voice_agent.cost`` counter and the session's
@@ -178,7 +188,7 @@ class Recorder:
         if span is None or not span.is_recording():
             return
         clean = {k: v for k, v in attrs.items() if valid(v)}
-        span.set_attributes(clean)  # type: ignore[arg-type]
+        span.set_attributes(clean)
 
     def find_near(self, name: str, attr: tuple[str, object] | None = None) -> Span | None:
         return self.spans.find_near(name, attr) if self.spans else None
@@ -245,6 +255,7 @@ class Recorder:
                 sc.ATTR_LLM_DURATION: m.duration, sc.ATTR_LLM_TTFT: m.ttft,
                 sc.ATTR_LLM_TOKENS_PER_SECOND: m.tokens_per_second, sc.ATTR_COST: usd,
             })  # fmt: skip
+        self._request(m, model, turns, realtime=False)
         if m.speech_id and not m.cancelled and valid(m.ttft):
             state = turns.get(m.speech_id)
             if state.tts_ttfb is None:  # the request whose text the turn's first audio spoke
@@ -274,6 +285,17 @@ class Recorder:
         )  # fmt: skip
         self.cost("realtime", usd, model, turns)
         self.annotate(span, {sc.ATTR_COST: usd})
+        self._request(m, model, turns, realtime=True)
+
+    @staticmethod
+    def _request(m: LLMMetrics | RealtimeModelMetrics, model: ModelAttributes, turns: TurnTracker,
+                 realtime: bool) -> None:  # fmt: skip
+        """A request on the wall clock, for the budget of the turn it is part of."""
+        if not valid(m.duration) or not moment(m.timestamp):
+            return
+        turns.requests.append(Request(m.timestamp - m.duration, m.timestamp, m.ttft,
+                                      getattr(m, "speech_id", None), model.attrs, realtime,
+                                      m.cancelled))  # fmt: skip
 
     # --- speech -------------------------------------------------------------------------
     def _tts(self, m: TTSMetrics, turns: TurnTracker) -> None:
@@ -323,19 +345,119 @@ class Recorder:
             sc.ATTR_TURN_LLM_TTFT: state.llm_ttft, sc.ATTR_TURN_TTS_TTFB: state.tts_ttfb,
         })  # fmt: skip
 
-    def finish_turn(self, speech_id: str | None, e2e: object, turns: TurnTracker,
-                    span: Span | None) -> None:  # fmt: skip
-        """The assistant message is in: LiveKit's e2e latency and what the parts miss."""
+    def finish_turn(self, speech_id: str | None, metrics: Mapping[str, Any], turns: TurnTracker,
+                    span: Span | None, *, created_at: float | None = None, interrupted: bool = False,
+                    session: Any = None) -> b.TurnBudget | None:  # fmt: skip
+        """The assistant message is in: LiveKit's e2e latency, what the three parts miss, and
+        the turn's budget."""
         state = turns.pop(speech_id) if speech_id else None
-        if not valid(e2e):
-            return
+        if speech_id:
+            turns.answered.append(speech_id)
+        e2e = metrics.get("e2e_latency")
         turn: Attrs | None = {sc.TURN_ID: speech_id} if speech_id else None
-        self.hist("voice_agent.turn.e2e_latency", e2e, turn, span)
-        if state is None or state.total is None:
+        if valid(e2e):
+            self.hist("voice_agent.turn.e2e_latency", e2e, turn, span)
+            if state is not None and state.total is not None:
+                remainder = float(e2e) - state.total
+                self.hist("voice_agent.turn.remainder", remainder, turn, span)
+                self.annotate(span, {sc.ATTR_TURN_REMAINDER: remainder})
+        budget = self._budget(speech_id, metrics, turns, state, created_at, interrupted)
+        if budget is not None:
+            budget.session, budget.span = session, span
+            self._record_budget(budget, span)
+            b.notify(budget)
+        return budget
+
+    def _budget(self, speech_id: str | None, metrics: Mapping[str, Any], turns: TurnTracker,
+                state: TurnState | None, created_at: float | None,
+                interrupted: bool) -> b.TurnBudget | None:  # fmt: skip
+        """From the user's last word (or text) to the first audio, or to the interruption."""
+        started, e2e, user = metrics.get("started_speaking_at"), metrics.get("e2e_latency"), turns.user
+        handoff, turns.handoff = turns.handoff, False
+        user_at = None if user is None else (user.stopped_at if user.stopped_at is not None else user.text_at)
+        if moment(started) and valid(e2e):
+            end = float(started)
+            start = end - float(e2e)
+        elif user_at is not None and moment(started):
+            end, start = float(started), user_at  # no e2e from LiveKit (after a hand-off, #7157)
+        elif user_at is not None and interrupted and moment(created_at):
+            end, start = float(created_at), user_at
+        else:
+            return None  # say(), or a reply to nothing we saw
+        if end < start:
+            return None
+        turns.user = None  # answered: the next reply needs a new user turn
+        spoken = (user is not None and user.stopped_at is not None) or valid(e2e)
+        intervals: list[b.Interval] = []
+        if spoken and user is not None and user.eou_delay is not None:
+            intervals.append(b.Interval(b.ENDPOINTING, start, start + user.eou_delay))
+        if user is not None and user.hook_end is not None and user.hook_seconds is not None:
+            hook_start = user.hook_end - user.hook_seconds
+            intervals.append(b.Interval(b.ON_USER_TURN_COMPLETED, hook_start, user.hook_end))
+        requests = [r for r in turns.requests
+                    if r.end > start and r.start < end and (interrupted or not r.cancelled)]
+        mine = [r for r in requests if speech_id is not None and r.speech_id == speech_id] or requests
+        reply = max(mine, key=lambda r: r.start) if mine else None
+        groups = [g for g in turns.tool_groups if g[1] > start and g[0] < end]
+        for g_start, g_end in groups:
+            intervals.append(b.Interval(b.TOOL, g_start, g_end))
+        for r in requests:
+            if r is reply or (reply is not None and r.start >= reply.start):
+                continue
+            tools_at = min((g[0] for g in groups if g[0] >= r.start), default=r.end)
+            intervals.append(b.Interval(b.TOOL_LLM, r.start, min(r.end, tools_at), dict(r.attributes or {})))
+        first_token = None
+        if reply is not None:
+            part = b.REALTIME_TTFT if reply.realtime else b.LLM_TTFT
+            if valid(reply.ttft):
+                first_token = reply.start + reply.ttft
+            waited = first_token if first_token is not None else reply.end  # cut before a token
+            intervals.append(b.Interval(part, reply.start, waited, dict(reply.attributes or {})))
+        if moment(started):
+            playback = metrics.get("playback_latency")
+            play_at = end - (float(playback) if valid(playback) else 0.0)
+            if play_at < end:
+                intervals.append(b.Interval(b.PLAYBACK, play_at, end))
+            ttfb = metrics.get("tts_node_ttfb", state.tts_ttfb if state is not None else None)
+            if valid(ttfb):
+                sentence_at = play_at - float(ttfb)
+                tts_attrs = dict(state.tts_attributes or {}) if state is not None else None
+                intervals.append(b.Interval(b.TTS_TTFB, sentence_at, play_at, tts_attrs))
+                if first_token is not None and reply is not None and not reply.realtime:
+                    intervals.append(b.Interval(b.FIRST_SENTENCE, first_token, sentence_at))
+        timeline, parts = b.walk(start, end, intervals)
+        attributes: dict[str, dict[str, Any]] = {}
+        for iv in intervals:
+            if iv.attributes and iv.part in parts:
+                attributes.setdefault(iv.part, iv.attributes)
+        return b.TurnBudget(
+            speech_id=speech_id, total=end - start, parts=parts, timeline=timeline,
+            turn_input="audio" if spoken else "text", interrupted=interrupted,
+            handoff=handoff, slo_seconds=self.slow_turn_seconds, attributes=attributes,
+        )  # fmt: skip
+
+    def _record_budget(self, budget: b.TurnBudget, span: Span | None) -> None:
+        base: Attrs = {sc.TURN_INPUT: budget.turn_input}
+        if budget.speech_id:
+            base[sc.TURN_ID] = budget.speech_id  # rides on the exemplar only
+        for part, seconds in budget.parts.items():
+            attrs: Attrs = {**budget.attributes.get(part, {}), sc.TURN_PART: part, **base}
+            self.hist("voice_agent.turn.budget", seconds, attrs, span)
+        if budget.slow:
+            self.add("voice_agent.turn.slow", 1,
+                     {sc.TURN_DOMINANT_PART: budget.dominant, sc.TURN_INPUT: budget.turn_input})  # fmt: skip
+        if span is None or not span.is_recording():
             return
-        remainder = float(e2e) - state.total  # type: ignore[arg-type]
-        self.hist("voice_agent.turn.remainder", remainder, turn, span)
-        self.annotate(span, {sc.ATTR_TURN_REMAINDER: remainder})
+        names, durations = b.timeline_attributes(budget.timeline)
+        prefix = sc.ATTR_BUDGET
+        attrs = {f"{prefix}.{part}": value for part, value in budget.parts.items()}
+        span.set_attributes({
+            **attrs, f"{prefix}.total": budget.total, f"{prefix}.dominant": budget.dominant,
+            f"{prefix}.slow": budget.slow, f"{prefix}.interrupted": budget.interrupted,
+            f"{prefix}.handoff": budget.handoff, f"{prefix}.timeline.parts": names,
+            f"{prefix}.timeline.seconds": durations,
+            **({f"{prefix}.slo": budget.slo_seconds} if budget.slo_seconds is not None else {}),
+        })  # fmt: skip
 
     def _stt(self, m: STTMetrics, turns: TurnTracker) -> None:
         model = _model(m.metadata)
@@ -388,6 +510,32 @@ class Recorder:
         self.hist("voice_agent.turn.on_user_turn_completed_delay", m.on_user_turn_completed_delay)
         if m.speech_id and m.end_of_utterance_delay > 0 and valid(m.end_of_utterance_delay):
             turns.get(m.speech_id).eou_delay = m.end_of_utterance_delay
+        user = turns.user
+        if user is None or user.eou_delay is not None or user.text_at is not None:
+            user = turns.user = UserInput()  # a new spoken turn (its message may come first)
+        if valid(m.end_of_utterance_delay) and m.end_of_utterance_delay > 0:
+            user.eou_delay = m.end_of_utterance_delay
+        if valid(m.on_user_turn_completed_delay) and moment(m.timestamp):
+            user.hook_end, user.hook_seconds = m.timestamp, m.on_user_turn_completed_delay
+
+    @staticmethod
+    def user_input(metrics: Mapping[str, Any], created_at: float, turns: TurnTracker) -> None:
+        """The user's message: when they stopped speaking, or when the text came in."""
+        stopped = metrics.get("stopped_speaking_at")
+        if moment(stopped):
+            user = turns.user
+            if user is None or user.stopped_at is not None or user.text_at is not None:
+                user = turns.user = UserInput()
+            user.stopped_at = float(stopped)
+        elif moment(created_at):
+            turns.user = UserInput(text_at=created_at)
+
+    @staticmethod
+    def tool_group(starts: list[float], ends: list[float], turns: TurnTracker) -> None:
+        """A batch of tools (parallel ones together): first start to last end."""
+        starts, ends = [s for s in starts if moment(s)], [e for e in ends if moment(e)]
+        if starts and ends and max(ends) >= min(starts):
+            turns.tool_groups.append((min(starts), max(ends)))
 
     # --- models around the pipeline ---------------------------------------------------
     def _eot(self, m: EOTInferenceMetrics, turns: TurnTracker) -> None:

@@ -8,7 +8,7 @@ assistant message with LiveKit's ``e2e_latency`` comes last. Turns that never co
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from opentelemetry.util.types import Attributes
@@ -31,11 +31,51 @@ class TurnState:
         return (self.eou_delay or 0.0) + self.llm_ttft + self.tts_ttfb
 
 
+@dataclass
+class Request:
+    """An LLM or realtime request on the wall clock (Unix seconds), for the turn budget."""
+
+    start: float
+    end: float
+    ttft: float
+    speech_id: str | None
+    attributes: Attributes
+    realtime: bool = False
+    cancelled: bool = False
+    """Cut short (an interruption): on the path only of the turn it was cut in."""
+
+
+@dataclass
+class UserInput:
+    """The user's side of the turn being answered: spoken (its last word, the endpointing
+    wait, the hook) or typed (when the text came in)."""
+
+    stopped_at: float | None = None
+    text_at: float | None = None
+    eou_delay: float | None = None
+    hook_end: float | None = None
+    hook_seconds: float | None = None
+
+
+RECENT = 32
+"""Requests and tool groups kept per session for the budget: a turn uses the few since the
+user's last word; older ones fall off (bounded, whatever the call's length)."""
+
+
 class TurnTracker:
-    """One session's running state: its open turns (bounded) and its cost so far."""
+    """One session's running state: its open turns (bounded), the recent requests and tool
+    groups the turn budget is cut from, and its cost so far."""
 
     def __init__(self, max_turns: int = 64, max_age: float = 600.0) -> None:
         self.cost_usd = 0.0
+        self.requests: deque[Request] = deque(maxlen=RECENT)
+        self.tool_groups: deque[tuple[float, float]] = deque(maxlen=RECENT)
+        self.user: UserInput | None = None
+        self.answered: deque[str] = deque(maxlen=RECENT)
+        """Speech ids whose reply message came (an interrupted speech without one is budgeted
+        at its end)."""
+        self.handoff = False
+        """An agent hand-off since the last reply: the next reply is the new agent's first."""
         self._turns: OrderedDict[str, TurnState] = OrderedDict()
         self.max_turns = max_turns
         self.max_age = max_age

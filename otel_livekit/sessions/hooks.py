@@ -63,6 +63,7 @@ class SessionInstrumentation:
             "conversation_item_added": self._on_item,
             "agent_false_interruption": self._on_false_interruption,
             "function_tools_executed": self._on_tools,
+            "speech_created": self._on_speech,
             "error": self._on_error,
             "close": self._on_close,
         }
@@ -94,7 +95,16 @@ class SessionInstrumentation:
 
     def _on_item(self, ev: Any) -> None:
         item = ev.item
-        if getattr(item, "type", None) != "message" or item.role != "assistant":
+        kind = getattr(item, "type", None)
+        if kind == "agent_handoff" and getattr(item, "old_agent_id", None):
+            self.turns.handoff = True  # the next reply is the new agent's first
+            return
+        if kind != "message":
+            return
+        if item.role == "user":
+            self.recorder.user_input(item.metrics or {}, item.created_at, self.turns)
+            return
+        if item.role != "assistant":
             return
         self.agent_turns += 1
         if item.interrupted:
@@ -104,10 +114,25 @@ class SessionInstrumentation:
         attrs = getattr(span, "attributes", None) or {}
         speech_id = attrs.get(sc.LK_SPEECH_ID)
         turn_span: Any = span if speech_id else None
+        if not speech_id:  # no tracing: the speech playing now is the one this reply ends
+            speech_id = getattr(getattr(self.session, "current_speech", None), "id", None)
         self.recorder.finish_turn(
-            str(speech_id) if speech_id else None, item.metrics.get("e2e_latency"), self.turns,
-            turn_span,
+            str(speech_id) if speech_id else None, item.metrics or {}, self.turns, turn_span,
+            created_at=item.created_at, interrupted=bool(item.interrupted), session=self.session,
         )  # fmt: skip
+
+    def _on_speech(self, ev: Any) -> None:
+        handle = ev.speech_handle
+        handle.add_done_callback(self._safe(self._on_speech_done))
+
+    def _on_speech_done(self, handle: Any) -> None:
+        """A reply cut before it said anything adds no message: its budget ends here."""
+        speech_id = handle.id
+        if not handle.interrupted or speech_id in self.turns.answered:
+            return
+        span = self.recorder.span_with(sc.SPAN_AGENT_TURN, sc.LK_SPEECH_ID, speech_id)
+        self.recorder.finish_turn(speech_id, {}, self.turns, span, created_at=time.time(),
+                                  interrupted=True, session=self.session)  # fmt: skip
 
     def _interrupted(self, kind: str) -> None:
         self.interruptions += 1
@@ -117,6 +142,8 @@ class SessionInstrumentation:
         self._interrupted("false")
 
     def _on_tools(self, ev: Any) -> None:
+        self.recorder.tool_group([c.created_at for c in ev.function_calls],
+                                 [o.created_at for o in ev.function_call_outputs], self.turns)  # fmt: skip
         for call, output in zip(ev.function_calls, ev.function_call_outputs, strict=False):
             attrs = {sc.GEN_AI_TOOL_NAME: call.name}
             self.recorder.add("voice_agent.tool.calls", 1, attrs)
