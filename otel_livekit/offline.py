@@ -196,10 +196,12 @@ class _OfflineChunkedStream(tts.ChunkedStream):
 
 
 class OfflineAudioOutput(AudioOutput):
-    """'Plays' audio ten times faster than real time and reports playback like a room."""
+    """'Plays' audio ten times faster than real time and reports playback like a room;
+    ``playback_delay`` holds the start of playback back (an avatar's leg)."""
 
-    def __init__(self) -> None:
+    def __init__(self, playback_delay: float = 0.0) -> None:
         super().__init__(label="OfflineOut", capabilities=AudioOutputCapabilities(pause=False))
+        self.playback_delay = playback_delay
         self._pushed = 0.0
         self._started: float | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -209,14 +211,18 @@ class OfflineAudioOutput(AudioOutput):
         self._pushed += frame.duration
         if self._started is None:
             self._started = time.time()
-            self.on_playback_started(created_at=self._started)
+            if self.playback_delay > 0:
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.playback_delay, lambda: self.on_playback_started(created_at=time.time()))
+            else:
+                self.on_playback_started(created_at=self._started)
 
     def flush(self) -> None:
         super().flush()
         if not self._pushed:
             return
         pushed = self._pushed
-        delay = max(0.0, pushed / 10 - (time.time() - (self._started or time.time())))
+        delay = max(0.0, self.playback_delay + pushed / 10 - (time.time() - (self._started or time.time())))
 
         def done() -> None:
             self._pushed, self._started, self._handle = 0.0, None, None
@@ -463,6 +469,7 @@ def make_session(
     stt_: OfflineSTT | None = None,
     endpointing_delay: float = 0.1,
     preemptive_generation: bool = False,
+    playback_delay: float = 0.0,
 ) -> tuple[AgentSession, OfflineAudioInput]:
     session: AgentSession = AgentSession(
         llm=llm_ or OfflineLLM(),
@@ -480,7 +487,7 @@ def make_session(
     )
     audio_in = OfflineAudioInput()
     session.input.audio = audio_in
-    session.output.audio = OfflineAudioOutput()
+    session.output.audio = OfflineAudioOutput(playback_delay)
     return session, audio_in
 
 
@@ -498,6 +505,7 @@ async def run_offline_session(
     agent: Agent | None = None,
     endpointing_delay: float = 0.1,
     preemptive_generation: bool = False,
+    playback_delay: float = 0.0,
     before_start: Callable[[AgentSession], Any] | None = None,
     before_close: Callable[[AgentSession], Any] | None = None,
     after_close: Callable[[AgentSession], Awaitable[None] | None] | None = None,
@@ -514,7 +522,8 @@ async def run_offline_session(
         if job_ctx is not None:  # the fake job's room is not connected: name it here
             job_ctx.job.room.name = room_name
         session, audio_in = make_session(llm_=llm_, tts_=tts_, stt_=stt_, endpointing_delay=endpointing_delay,
-                                         preemptive_generation=preemptive_generation)
+                                         preemptive_generation=preemptive_generation,
+                                         playback_delay=playback_delay)
         run = OfflineRun(session)
 
         def count(ev: Any) -> None:

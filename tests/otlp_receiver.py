@@ -124,5 +124,8 @@ def attrs(kvs: Any) -> dict[str, Any]:
     for kv in kvs:
         v = kv.value
         kind = v.WhichOneof("value")
-        out[kv.key] = getattr(v, kind) if kind else None
+        value = getattr(v, kind) if kind else None
+        if kind == "array_value":  # a list of the elements' values
+            value = [getattr(e, e.WhichOneof("value")) for e in value.values]
+        out[kv.key] = value
     return out

@@ -92,6 +92,18 @@ def test_report_as_log_records_span_event_json_and_callback(
         ("user", True), ("assistant", True)
     ]  # fmt: skip
     assert "chat_history" not in body and REPLY not in report.body.string_value  # logs: no content
+    # the agent's row carries its turn's budget, the numbers on its agent_turn span
+    (turn_span,) = [s for s in spans if s.name == "agent_turn"]
+    on_span = attrs(turn_span.attributes)
+    (budget,) = body["turn_budgets"]
+    assert body["turns"][1]["budget"] == budget and "budget" not in body["turns"][0]
+    assert budget["input"] == "text" and budget["turn_id"] == body["turns"][1]["turn_id"]
+    assert budget["total"] == on_span["voice_agent.turn.budget.total"]
+    assert budget["parts"] == {k.rsplit(".", 1)[1]: v for k, v in on_span.items()
+                               if k.startswith("voice_agent.turn.budget.") and k.count(".") == 3
+                               and isinstance(v, float) and not k.endswith((".total", ".slo"))}  # fmt: skip
+    assert [p for p, _ in budget["timeline"]] == list(on_span["voice_agent.turn.budget.timeline.parts"])
+    assert sum(s for _, s in budget["timeline"]) == pytest.approx(budget["total"], abs=1e-9)
     assert attrs(report.attributes)["session_id"] == ROOM
 
     # and as a span event on agent_session (this destination takes no content)

@@ -65,6 +65,34 @@ def test_demo_exits_0_and_prints_the_report_path(demo_run: tuple[Path, Any]) -> 
     assert "\x1b[" not in proc.stdout  # plain output when not a TTY
 
 
+def _array(value: Any) -> list[Any]:
+    return [next(iter(v.values())) for v in value["values"]]
+
+
+def test_each_turn_line_is_the_turns_budget_from_the_file(demo_run: tuple[Path, Any]) -> None:
+    """The live line shows the same budget the span carries (and the report draws): the
+    parts in the order they happened, adding up to the wait, and the dominant part."""
+    path, proc = demo_run
+    budget = "voice_agent.turn.budget"
+    expected = []
+    for line in path.read_text().splitlines():
+        for rs in json.loads(line).get("resourceSpans", []):
+            for span in (s for ss in rs["scopeSpans"] for s in ss["spans"] if s["name"] == "agent_turn"):
+                attrs = {a["key"]: a["value"] for a in span.get("attributes", [])}
+                parts = _array(attrs[f"{budget}.timeline.parts"]["arrayValue"])
+                seconds = _array(attrs[f"{budget}.timeline.seconds"]["arrayValue"])
+                total = attrs[f"{budget}.total"]["doubleValue"]
+                assert sum(seconds) == pytest.approx(total, abs=1e-9)
+                steps = " → ".join(f"{p} {s:.3f}" for p, s in zip(parts, seconds, strict=True))
+                dominant = attrs[f"{budget}.dominant"]["stringValue"]
+                expected.append(f"{steps} = {total:.3f}s, mostly {dominant}")
+    shown = [re.sub(r"^call \d turn \d: ", "", line).split(" [interrupted]")[0].split("   p50/p95")[0]
+             for line in proc.stdout.splitlines() if re.match(r"call \d turn \d: ", line)]  # fmt: skip
+    assert len(expected) == CALLS * TURNS
+    assert sorted(shown) == sorted(expected)
+    assert "Where the wait went" in proc.stdout
+
+
 def _children(spans: list[dict[str, Any]], parent: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted((s for s in spans if s.get("parentSpanId") == parent["spanId"]), key=_start)
 

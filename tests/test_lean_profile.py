@@ -171,3 +171,24 @@ def test_transcripts_sit_on_the_turn_where_they_were_said() -> None:
     # under the content rules: the destination without content has the events, not the words
     blob = repr([(s.attributes, [e.attributes for e in s.events]) for s in bare.get_finished_spans()])
     assert "bye" not in blob and "hello" not in blob
+
+
+def test_the_turn_observation_carries_its_budget_as_metadata() -> None:
+    """What Langfuse receives (lean, mapped): each agent turn's wait, part by part, as the
+    observation's own metadata keys, equal to the span's budget attributes."""
+    with OtlpReceiver() as rx:
+        t = setup_tracing("otlp", endpoint=rx.url, lean="otlp", langfuse_mapping=True)
+        asyncio.run(run_offline_session(text_turns=("what's the weather?",), audio_turns=1))
+        assert t.force_flush()
+        turns = [attrs(s.attributes) for _, s in rx.spans() if s.name == "agent_turn"]
+    assert len(turns) == 2
+    for a in turns:
+        budget = {k.removeprefix("voice_agent.turn.budget."): v for k, v in a.items()
+                  if k.startswith("voice_agent.turn.budget.") and ".timeline." not in k}  # fmt: skip
+        meta = {k.removeprefix("langfuse.observation.metadata.budget."): v for k, v in a.items()
+                if k.startswith("langfuse.observation.metadata.budget.")}  # fmt: skip
+        assert meta == budget and "total" in meta and "dominant" in meta
+        parts = sum(v for k, v in meta.items() if isinstance(v, float) and k not in ("total", "slo"))
+        assert parts == pytest.approx(meta["total"], abs=1e-9)
+        assert meta[str(meta["dominant"])] == max(v for k, v in meta.items()
+                                                  if isinstance(v, float) and k not in ("total", "slo"))

@@ -34,6 +34,7 @@ ENDPOINTING = 0.8
 FIRST_TOKEN_PAUSE = 0.3
 THINKING_BEFORE_INTERRUPT = 0.3
 PREEMPTIVE_WAIT = 0.5
+PLAYBACK = 0.15  # the audio output starts playing this late (an avatar's leg)
 TOL = 0.02  # the bound for "each named part equals the injected delay"
 WEATHER = "what's the weather?"
 
@@ -124,7 +125,7 @@ def run() -> Run:
              endpointing_delay=ENDPOINTING, llm_=OfflineLLM(first_token_pause=FIRST_TOKEN_PAUSE)),
         # two tool rounds, the first sentence at the offline LLM's own pace (the control)
         dict(text_turns=(), audio_turns=1, stt_=OfflineSTT(WEATHER), agent=_agent(ROUND_TOOL),
-             llm_=OfflineLLM(tool_rounds=2)),
+             llm_=OfflineLLM(tool_rounds=2), playback_delay=PLAYBACK),
         # a tool that hands the caller to another agent, whose on_enter replies
         dict(text_turns=(), audio_turns=1, stt_=OfflineSTT("transfer me"), agent=_agent(0.0),
              llm_=OfflineLLM(tool_triggers={"transfer": "transfer"})),
@@ -169,7 +170,7 @@ def test_parts_add_up_to_livekits_e2e_within_a_millisecond(run: Run) -> None:
 def test_each_injected_delay_is_its_own_part(run: Run) -> None:
     text, slow, rounds, *_ = run.budgets
     assert _named(slow) == ["endpointing", "on_user_turn_completed", "tool_llm", "tool", "llm_ttft",
-                            "first_sentence", "tts_ttfb", "playback"]  # fmt: skip
+                            "first_sentence", "tts_ttfb"]  # fmt: skip
     p = slow.parts
     assert p["endpointing"] == pytest.approx(ENDPOINTING, abs=TOL)
     assert p["on_user_turn_completed"] == pytest.approx(HOOK, abs=TOL)
@@ -181,7 +182,7 @@ def test_each_injected_delay_is_its_own_part(run: Run) -> None:
     assert p["first_sentence"] - rounds.parts["first_sentence"] == pytest.approx(FIRST_TOKEN_PAUSE, abs=TOL)
     assert slow.dominant == "endpointing" and slow.slow
     # a text turn: from the text to the first audio, no endpointing, no hook
-    assert _named(text) == ["llm_ttft", "first_sentence", "tts_ttfb", "playback"]
+    assert _named(text) == ["llm_ttft", "first_sentence", "tts_ttfb"]
     assert text.parts["first_sentence"] >= FIRST_TOKEN_PAUSE
     assert text.parts["residual"] < 0.030
 
@@ -194,6 +195,7 @@ def test_two_tool_rounds_in_the_order_they_ran(run: Run) -> None:
     assert tools == [pytest.approx(ROUND_TOOL, abs=TOL)] * 2
     assert rounds.parts["tool"] == pytest.approx(2 * ROUND_TOOL, abs=TOL)
     assert rounds.parts["tool_llm"] == pytest.approx(2 * LLM_TTFT, abs=TOL)
+    assert rounds.parts["playback"] == pytest.approx(PLAYBACK, abs=TOL)
     assert rounds.dominant == "tool" and not rounds.slow
 
 
@@ -283,5 +285,5 @@ def test_preemptive_generation_counts_only_what_is_left_after_the_end_of_turn(ru
     pre = run.budgets[5]
     assert pre.parts["endpointing"] == pytest.approx(PREEMPTIVE_WAIT, abs=TOL)
     assert "llm_ttft" not in pre.parts and "tool" not in pre.parts
-    assert _named(pre)[0] == "endpointing" and _named(pre)[-2:] == ["tts_ttfb", "playback"]
+    assert _named(pre)[0] == "endpointing" and _named(pre)[-1] == "tts_ttfb"
     assert pre.total - pre.parts["endpointing"] < 0.1

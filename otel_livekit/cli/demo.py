@@ -25,6 +25,7 @@ from .. import environment_variables as ev
 from .. import semconv as sc
 from ..errors import ConfigurationError
 from ..export.destinations.backends import DEFAULT_BACKEND, infer_backend
+from ..metrics.budget import PARTS as BUDGET_PARTS
 from .report import percentile, write_report
 from .tracefile import ATTR_E2E, ATTR_EOU
 
@@ -46,6 +47,13 @@ class TurnSample:
     call: int
     values: dict[str, float]
     interrupted: bool
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+    """The turn budget's segments in the order they happened (``agent_turn`` attributes)."""
+    dominant: str | None = None
+
+    @property
+    def wait(self) -> float | None:
+        return self.values.get("wait")
 
 
 @dataclass
@@ -97,17 +105,40 @@ class LiveTurns(SpanProcessor):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     values[part] = float(value)
                     break
+        budget = sc.ATTR_BUDGET
+        for part in (*BUDGET_PARTS, "total"):
+            value = attrs.get(f"{budget}.{part}")
+            if isinstance(value, float):
+                values["wait" if part == "total" else part] = value
+        parts_, seconds_ = attrs.get(f"{budget}.timeline.parts"), attrs.get(f"{budget}.timeline.seconds")
+        timeline: list[tuple[str, float]] = []
+        if isinstance(parts_, (list, tuple)) and isinstance(seconds_, (list, tuple)):
+            timeline = [(str(n), float(s)) for n, s in zip(parts_, seconds_, strict=False)]
+        dominant = attrs.get(f"{budget}.dominant")
         call = self._calls.get(span.context.trace_id, -1)
-        self._on_turn(TurnSample(call, values, bool(attrs.get("lk.interrupted"))))
+        self._on_turn(TurnSample(call, values, bool(attrs.get("lk.interrupted")), timeline,
+                                 str(dominant) if dominant else None))  # fmt: skip
 
 
 def _turn_line(sample: TurnSample, stats: LiveStats, turn: int) -> str:
-    v = sample.values
-    parts = " + ".join(f"{label} {v[key]:.3f}" for key, label in PARTS[:4] if key in v)
-    total = f" = e2e {v['e2e']:.3f}s" if "e2e" in v else ""
+    """The turn's budget in the order it happened (what the report and the span show), then
+    the running p50/p95 of the wait and of its biggest parts."""
     flag = " [interrupted]" if sample.interrupted else ""
-    running = "  ".join(f"{label} {stats.p50_p95(key)}" for key, label in PARTS)
-    return f"call {sample.call + 1} turn {turn}: {parts}{total}{flag}   p50/p95 {running}"
+    if sample.timeline and sample.wait is not None:
+        steps = " → ".join(f"{part} {seconds:.3f}" for part, seconds in sample.timeline)
+        head = f"{steps} = {sample.wait:.3f}s, mostly {sample.dominant}{flag}"
+        running = "  ".join(f"{key} {stats.p50_p95(key)}" for key in ("wait", *_top_parts(stats)))
+        return f"call {sample.call + 1} turn {turn}: {head}   p50/p95 {running}"
+    v = sample.values  # a turn without a budget (a say()): LiveKit's own numbers
+    parts = " + ".join(f"{label} {v[key]:.3f}" for key, label in PARTS[:3] if key in v)
+    total = f" = e2e {v['e2e']:.3f}s" if "e2e" in v else ""
+    return f"call {sample.call + 1} turn {turn}: {parts}{total}{flag}"
+
+
+def _top_parts(stats: LiveStats, n: int = 3) -> list[str]:
+    """The parts that took the most time so far."""
+    totals = {part: sum(stats.series(part)) for part in BUDGET_PARTS}
+    return [p for p, t in sorted(totals.items(), key=lambda kv: -kv[1]) if t > 0][:n]
 
 
 def _choose_backend(backend: str | None) -> str:
@@ -257,14 +288,19 @@ def _summary(
     console: Console, stats: LiveStats, plans: list[CallPlan], replies: list[int], elapsed: float
 ) -> None:
     plain = not console.is_terminal
-    table = Table(title="Turn latency (s), all calls", box=box.ASCII if plain else box.SIMPLE_HEAD)
-    for col in ("component", "n", "p50", "p95", "max"):
-        table.add_column(col, justify="left" if col == "component" else "right")
-    for key, label in PARTS:
+    table = Table(title="Where the wait went (s), all calls: the parts' means add up to the "
+                  "mean wait", box=box.ASCII if plain else box.SIMPLE_HEAD)  # fmt: skip
+    for col in ("part", "n", "mean", "p50", "p95", "max", "slowest turns"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    turns = [s for s in stats.samples if s.wait is not None]
+    for key in (*BUDGET_PARTS, "wait"):
         values = stats.series(key)
         if values:
-            table.add_row(label, str(len(values)), f"{percentile(values, 50):.3f}",
-                          f"{percentile(values, 95):.3f}", f"{max(values):.3f}")  # fmt: skip
+            mean = sum(values) / len(turns) if turns else 0.0  # absent in a turn counts as 0
+            dominated = sum(1 for s in turns if s.dominant == key)
+            table.add_row(key, str(len(values)), f"{mean:.3f}", f"{percentile(values, 50):.3f}",
+                          f"{percentile(values, 95):.3f}", f"{max(values):.3f}",
+                          str(dominated) if key != "wait" else "")  # fmt: skip
     console.print(table)
     calls = Table(title="Calls", box=box.ASCII if plain else box.SIMPLE_HEAD)
     for col in ("call", "LLM", "TTS", "STT", "replies", "e2e p50"):

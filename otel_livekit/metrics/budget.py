@@ -102,6 +102,20 @@ class TurnBudget:
     def slow(self) -> bool:
         return self.slo_seconds is not None and self.total > self.slo_seconds
 
+    def as_dict(self) -> dict[str, Any]:
+        """The budget in the session report (no content, no ids beyond the turn's)."""
+        return {
+            "turn_id": self.speech_id, "input": self.turn_input, "total": self.total,
+            "dominant": self.dominant, "slow": self.slow, "interrupted": self.interrupted,
+            "handoff": self.handoff, "parts": dict(self.parts),
+            "timeline": [[s.part, s.seconds] for s in self.timeline],
+        }  # fmt: skip
+
+
+MIN_PART = 0.001
+"""A part shorter than this (an empty hook, playback without an avatar) is named nowhere: its
+time joins the residual, so every turn does not list a row of zeros."""
+
 
 def walk(start: float, end: float, intervals: Iterable[Interval]) -> tuple[list[Segment], dict[str, float]]:
     """The critical path from ``start`` to ``end``: chronological, non-overlapping segments
@@ -114,7 +128,7 @@ def walk(start: float, end: float, intervals: Iterable[Interval]) -> tuple[list[
             continue
         if s > cursor:
             timeline.append(Segment(RESIDUAL, s - cursor))
-        timeline.append(Segment(iv.part, e - s))
+        timeline.append(Segment(iv.part if e - s >= MIN_PART else RESIDUAL, e - s))
         cursor = e
     if end > cursor:
         timeline.append(Segment(RESIDUAL, end - cursor))

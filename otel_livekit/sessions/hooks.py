@@ -18,6 +18,7 @@ from opentelemetry import metrics, trace
 
 from .. import semconv as sc
 from ..installation import Installation, installed
+from ..metrics.budget import TurnBudget
 from ..metrics.catalogue import METER_NAME
 from ..metrics.instruments import Instruments
 from ..metrics.pricing import load_prices
@@ -26,6 +27,9 @@ from ..metrics.turns import TurnTracker
 from .features import attach as attach_call_features
 
 logger = logging.getLogger("otel_livekit")
+
+MAX_BUDGETS = 500
+"""Turn budgets kept per call for its report (a long call keeps its first 500)."""
 
 _ERROR_COMPONENTS = {
     "llm_error": "llm", "stt_error": "stt", "tts_error": "tts",
@@ -43,6 +47,8 @@ class SessionSummary:
     interruptions: int
     usage: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: float = 0.0
+    turn_budgets: list[dict[str, Any]] = field(default_factory=list)
+    """Each budgeted turn's wait, part by part, in the order the turns ended."""
 
 
 class SessionInstrumentation:
@@ -59,6 +65,7 @@ class SessionInstrumentation:
         self.interruptions = 0
         self.summary: SessionSummary | None = None
         self.call: Any = None  # the per-call features' state (sessions/features.py), if on
+        self.budgets: list[dict[str, Any]] = []  # bounded (MAX_BUDGETS), for the report
         handlers = {  # local: a dict of bound methods on self would be a reference cycle
             "conversation_item_added": self._on_item,
             "agent_false_interruption": self._on_false_interruption,
@@ -116,10 +123,14 @@ class SessionInstrumentation:
         turn_span: Any = span if speech_id else None
         if not speech_id:  # no tracing: the speech playing now is the one this reply ends
             speech_id = getattr(getattr(self.session, "current_speech", None), "id", None)
-        self.recorder.finish_turn(
+        self._keep(self.recorder.finish_turn(
             str(speech_id) if speech_id else None, item.metrics or {}, self.turns, turn_span,
             created_at=item.created_at, interrupted=bool(item.interrupted), session=self.session,
-        )  # fmt: skip
+        ))  # fmt: skip
+
+    def _keep(self, budget: TurnBudget | None) -> None:
+        if budget is not None and len(self.budgets) < MAX_BUDGETS:
+            self.budgets.append(budget.as_dict())
 
     def _on_speech(self, ev: Any) -> None:
         handle = ev.speech_handle
@@ -131,8 +142,8 @@ class SessionInstrumentation:
         if not handle.interrupted or speech_id in self.turns.answered:
             return
         span = self.recorder.span_with(sc.SPAN_AGENT_TURN, sc.LK_SPEECH_ID, speech_id)
-        self.recorder.finish_turn(speech_id, {}, self.turns, span, created_at=time.time(),
-                                  interrupted=True, session=self.session)  # fmt: skip
+        self._keep(self.recorder.finish_turn(speech_id, {}, self.turns, span, created_at=time.time(),
+                                             interrupted=True, session=self.session))  # fmt: skip
 
     def _interrupted(self, kind: str) -> None:
         self.interruptions += 1
@@ -193,6 +204,7 @@ class SessionInstrumentation:
             interruptions=self.interruptions,
             usage=[u.model_dump() for u in usage],
             cost_usd=cost,
+            turn_budgets=list(self.budgets),
         )
 
 

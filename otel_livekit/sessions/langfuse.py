@@ -41,6 +41,7 @@ LF_COST = "langfuse.observation.cost_details"
 LF_COMPLETION_START = "langfuse.observation.completion_start_time"
 LF_INPUT = "langfuse.observation.input"
 LF_OUTPUT = "langfuse.observation.output"
+LF_METADATA = "langfuse.observation.metadata."
 TURN_ID = sc.TURN_ID
 """The agent turn's LiveKit ``speech_id``, on the turn span and everything under it."""
 
@@ -273,12 +274,25 @@ def observation_attributes(span: ReadableSpan, *, with_content: bool) -> dict[st
             first = a.get(sc.ATTR_TTS_TTFB) or a.get("gen_ai.response.time_to_first_chunk")
             if isinstance(first, (int, float)) and first >= 0:
                 out[LF_COMPLETION_START] = _iso(span.start_time + int(first * 1e9))
+    if span.name == sc.SPAN_AGENT_TURN:
+        out.update(_budget_metadata(a))
     if with_content and (sources := _CONTENT_SOURCES.get(span.name)):
         for target, keys in ((LF_INPUT, sources[0]), (LF_OUTPUT, sources[1])):
             value = next((a[k] for k in keys if a.get(k) not in (None, "")), None)
             if value is not None:
                 out[target] = str(value)
     return out
+
+
+def _budget_metadata(a: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """The turn budget as the turn observation's own metadata keys (Langfuse lists and
+    filters those; other span attributes sit nested under ``attributes``): ``budget.total``,
+    ``budget.dominant``, ``budget.slow``, ``budget.<part>``."""
+    prefix = sc.ATTR_BUDGET + "."
+    return {
+        f"{LF_METADATA}budget.{key[len(prefix):]}": value for key, value in a.items()
+        if key.startswith(prefix) and ".timeline." not in key and value is not None
+    }  # fmt: skip
 
 
 LANGFUSE_USAGE_DOCS = "https://langfuse.com/docs/observability/features/token-and-cost-tracking"

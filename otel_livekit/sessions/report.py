@@ -81,8 +81,14 @@ def build(session: Any, ids: dict[str, str], transcript: list[dict[str, Any]],
             d["cost_usd"] = summary.cost_usd
             d["agent_turns"] = summary.agent_turns
             d["interruptions"] = summary.interruptions
+            d["turn_budgets"] = summary.turn_budgets
     full["transcript"] = transcript
     bare["turns"] = [{k: v for k, v in line.items() if k != "text"} for line in transcript]
+    budgets = {b["turn_id"]: b for b in getattr(summary, "turn_budgets", []) if b.get("turn_id")}
+    for rows in (full["transcript"], bare["turns"]):  # the agent's line carries its turn's wait
+        for row in rows:
+            if row.get("role") == "assistant" and row.get("turn_id") in budgets:
+                row["budget"] = budgets[row["turn_id"]]
     return full, bare
 
 
