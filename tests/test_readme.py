@@ -61,6 +61,14 @@ def test_docs_catalogue_is_the_catalogue() -> None:
     assert page[start:end] == markdown_table(), "run `otel-livekit catalogue` into docs/metrics.md"
 
 
+def test_docs_budget_parts_are_the_budgets() -> None:
+    from otel_livekit.metrics.budget import markdown_table
+
+    page = (DOCS / "latency.md").read_text()
+    start = page.index("\n", page.index("<!-- budget-parts:start")) + 1
+    assert page[start : page.index("<!-- budget-parts:end -->")] == markdown_table()
+
+
 def test_readme_is_short_and_every_page_is_in_the_site() -> None:
     import yaml
 

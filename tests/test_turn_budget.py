@@ -287,3 +287,30 @@ def test_preemptive_generation_counts_only_what_is_left_after_the_end_of_turn(ru
     assert "llm_ttft" not in pre.parts and "tool" not in pre.parts
     assert _named(pre)[0] == "endpointing" and _named(pre)[-1] == "tts_ttfb"
     assert pre.total - pre.parts["endpointing"] < 0.1
+
+
+def test_the_slow_turns_example_switches_a_call_to_a_faster_model() -> None:
+    """examples/slow_turns.py: two slow turns dominated by the LLM hand the call to an agent
+    on a faster model; the next turn's LLM part is that model's, and not slow."""
+    import runpy
+    from pathlib import Path
+
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "slow_turns.py"))
+    fast = OfflineLLM(ttft=0.05, model="fake-gpt-mini")
+    stop = example["watch_slow_turns"](lambda: Agent(instructions="fast", llm=fast))
+    budgets: list[TurnBudget] = []
+    remove = on_turn_budget(budgets.append)
+    reset_otel_globals()
+    try:
+        setup_tracing("none", slow_turn_seconds=0.5)
+        asyncio.run(run_offline_session(text_turns=("hello", "bye", "hello"), audio_turns=0,
+                                        llm_=OfflineLLM(ttft=0.6)))  # fmt: skip
+    finally:
+        stop()
+        remove()
+        reset_otel_globals()
+    assert [(b.slow, b.dominant) for b in budgets] == [(True, "llm_ttft"), (True, "llm_ttft"),
+                                                       (False, "llm_ttft")]  # fmt: skip
+    models = [b.attributes["llm_ttft"]["gen_ai.request.model"] for b in budgets]
+    assert models == ["fake-gpt", "fake-gpt", "fake-gpt-mini"]
+    assert fast.requests >= 1

@@ -177,5 +177,12 @@ def notify(budget: TurnBudget) -> None:
                                exc_info=True)  # fmt: skip
 
 
+def markdown_table() -> str:
+    """docs/latency.md's table of parts."""
+    rows = ["| part | what it is |", "|---|---|"]
+    rows += [f"| `{part}` | {PART_DESCRIPTIONS[part]} |" for part in PARTS]
+    return "\n".join(rows) + "\n"
+
+
 def timeline_attributes(timeline: Sequence[Segment]) -> tuple[list[str], list[float]]:
     return [s.part for s in timeline], [s.seconds for s in timeline]
