@@ -342,8 +342,8 @@ def test_report_names_a_broken_line_and_handles_a_file_without_calls(tmp_path: P
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"resourceSpans": []}\n')
     result = CliRunner().invoke(main, ["report", str(empty)])
-    assert result.exit_code == 0, result.output
-    assert "No <code>agent_session</code> span in this file." in (tmp_path / "empty.html").read_text()
+    assert result.exit_code == 1, result.output
+    assert "no OTLP spans or metrics in it" in result.output and not (tmp_path / "empty.html").exists()
 
 
 def test_demo_serves_prometheus_while_it_runs(tmp_path: Path) -> None:

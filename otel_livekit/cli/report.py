@@ -49,9 +49,13 @@ def write_report(source: str | Path, output: str | Path | None = None) -> Path:
 def report_command(trace_file: str, output: str | None) -> None:
     """Turn an OTLP/JSON-lines trace file into one self-contained HTML page."""
     try:
-        out = write_report(trace_file, output)
+        data = read(trace_file)
+        out = Path(output) if output else Path(trace_file).with_suffix(".html")
+        out.write_text(render(data, trace_file), encoding="utf-8")
     except (ValueError, KeyError) as exc:
         raise click.ClickException(f"cannot read {trace_file}: {exc}") from None
+    for note in data.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(str(out.resolve()))
 
 
@@ -88,6 +92,7 @@ def render(data: TraceFile, source: str) -> str:
         f'<p class="meta">{escape(source)} · {len(data.calls)} calls · {len(turns)} agent turns · '
         f"{data.spans} spans in {data.lines} lines · generated "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC</p>",
+        *(f'<p class="note">{escape(note)}</p>' for note in data.notes),
         _legend(),
         "</header>",
     ]

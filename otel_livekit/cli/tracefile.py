@@ -124,6 +124,8 @@ class TraceFile:
     """Cumulative sums from the metrics lines, summed over series (latest per process)."""
     spans: int
     lines: int
+    notes: list[str] = field(default_factory=list)
+    """What was skipped while reading (a last line cut off mid-write)."""
 
 
 def _value(v: dict[str, Any]) -> Any:
@@ -156,48 +158,72 @@ def _error(raw: dict[str, Any]) -> str | None:
 
 
 def read(path: str | Path) -> TraceFile:
+    """Every span and metric sum of the file. A last line cut off mid-write (an agent killed
+    while writing) is skipped with a note; anything else that is not OTLP/JSON, and a file
+    with no span or metric in it, is an error."""
     spans: list[Span] = []
     services: dict[str, str] = {}
     latest_sums: dict[tuple[str, str, str], float] = {}
-    lines = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
+    lines = points = 0
+    notes: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        raw_lines = [line for line in fh if line.strip()]
+    for number, line in enumerate(raw_lines, 1):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(raw_lines) and not line.endswith("\n"):  # torn: the writer was killed
+                notes.append(f"the last line (line {number}, {len(line.encode()):,} bytes) was cut off "
+                             "and skipped: the agent probably stopped mid-write")  # fmt: skip
                 continue
-            lines += 1
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}: line {lines} is not OTLP/JSON") from None
-            for rs in obj.get("resourceSpans", []):
-                resource = _attrs(rs.get("resource", {}).get("attributes", []))
-                for ss in rs.get("scopeSpans", []):
-                    for raw in ss.get("spans", []):
-                        span = Span(
-                            trace_id=raw["traceId"],
-                            span_id=raw["spanId"],
-                            parent_id=raw.get("parentSpanId", ""),
-                            name=raw["name"],
-                            start=int(raw["startTimeUnixNano"]),
-                            end=int(raw["endTimeUnixNano"]),
-                            attrs=_attrs(raw.get("attributes", [])),
-                            error=_error(raw),
-                        )
-                        spans.append(span)
-                        services.setdefault(span.trace_id, str(resource.get("service.name", "")))
-            for rm in obj.get("resourceMetrics", []):
-                resource = _attrs(rm.get("resource", {}).get("attributes", []))
-                instance = str(resource.get("service.instance.id", ""))
-                for sm in rm.get("scopeMetrics", []):
-                    for metric in sm.get("metrics", []):
-                        for point in metric.get("sum", {}).get("dataPoints", []):
-                            value = float(point.get("asDouble", point.get("asInt", 0)))
-                            series = json.dumps(point.get("attributes", []), sort_keys=True)
-                            latest_sums[(instance, metric["name"], series)] = value
+            raise ValueError(f"{path}: line {number} is not OTLP/JSON") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: line {number} is not OTLP/JSON")
+        lines += 1
+        _spans_of(obj, spans, services)
+        points += _sums_of(obj, latest_sums)
+    if not spans and not points:
+        raise ValueError(f"{path}: no OTLP spans or metrics in it" + ("" if raw_lines else " (empty file)"))
     metrics: dict[str, float] = defaultdict(float)
     for (_, name, _), value in latest_sums.items():
         metrics[name] += value
-    return TraceFile(_calls(spans, services), dict(metrics), len(spans), lines)
+    return TraceFile(_calls(spans, services), dict(metrics), len(spans), lines, notes)
+
+
+def _spans_of(obj: dict[str, Any], spans: list[Span], services: dict[str, str]) -> None:
+    for rs in obj.get("resourceSpans", []):
+        resource = _attrs(rs.get("resource", {}).get("attributes", []))
+        for ss in rs.get("scopeSpans", []):
+            for raw in ss.get("spans", []):
+                span = Span(
+                    trace_id=raw["traceId"],
+                    span_id=raw["spanId"],
+                    parent_id=raw.get("parentSpanId", ""),
+                    name=raw["name"],
+                    start=int(raw["startTimeUnixNano"]),
+                    end=int(raw["endTimeUnixNano"]),
+                    attrs=_attrs(raw.get("attributes", [])),
+                    error=_error(raw),
+                )
+                spans.append(span)
+                services.setdefault(span.trace_id, str(resource.get("service.name", "")))
+
+
+def _sums_of(obj: dict[str, Any], latest_sums: dict[tuple[str, str, str], float]) -> int:
+    """Keeps each sum series' latest value; returns how many data points the line held."""
+    points = 0
+    for rm in obj.get("resourceMetrics", []):
+        resource = _attrs(rm.get("resource", {}).get("attributes", []))
+        instance = str(resource.get("service.instance.id", ""))
+        for sm in rm.get("scopeMetrics", []):
+            for metric in sm.get("metrics", []):
+                points += sum(len(metric.get(kind, {}).get("dataPoints", []))
+                              for kind in ("sum", "gauge", "histogram"))  # fmt: skip
+                for point in metric.get("sum", {}).get("dataPoints", []):
+                    value = float(point.get("asDouble", point.get("asInt", 0)))
+                    series = json.dumps(point.get("attributes", []), sort_keys=True)
+                    latest_sums[(instance, metric["name"], series)] = value
+    return points
 
 
 def _calls(spans: list[Span], services: dict[str, str]) -> list[Call]:
