@@ -154,7 +154,7 @@ def test_report_command_builds_the_page(demo_run: tuple[Path, Any], tmp_path: Pa
     page = out.read_text()
     assert page.count('<li class="turn"') == CALLS * TURNS
     assert page.count('<section class="call"') == CALLS
-    # the tool turn's remainder names what it holds: the tool-calling LLM request and the tool
+    # the tool turn's wait names the tool-calling LLM request and the tool as parts of their own
     for spans in read_spans(path).values():
         tools = [s for s in spans if s["name"] == "function_tool"]
         if not tools:
@@ -164,7 +164,15 @@ def test_report_command_builds_the_page(demo_run: tuple[Path, Any], tmp_path: Pa
                            and _start(s) < _start(tools[0])), key=_start)  # fmt: skip
         deciding = requests[-1]["attrs"]["gen_ai.response.time_to_first_chunk"]
         took = (int(tools[0]["endTimeUnixNano"]) - _start(tools[0])) / 1e9
-        assert f"of the remainder: LLM TTFT of the tool call {deciding:.3f}s, tools {took:.3f}s" in page
+        turn = next(s for s in spans if s["name"] == "agent_turn"
+                    and _start(s) <= _start(tools[0]) <= int(s["endTimeUnixNano"]))  # fmt: skip
+        prefix = "voice_agent.turn.budget."
+        budget = {k[len(prefix) :]: v for k, v in turn["attrs"].items() if k.startswith(prefix)}
+        assert budget["tool"] == pytest.approx(took, abs=0.005)
+        assert budget["tool_llm"] >= deciding  # the whole deciding request, not only its TTFT
+        for part in ("tool_llm", "tool", "llm_ttft", "tts_ttfb"):
+            assert f'data-part="{part}" data-value="{budget[part]!r}"' in page
+        assert "of the remainder" not in page  # the budget replaced the remainder's guesswork
 
 
 # --- the page in a real browser ------------------------------------------------------------

@@ -27,6 +27,13 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 )
 _COLOR = {key: color for key, _, color in COMPONENTS}
 _LABEL = {key: label for key, label, _ in COMPONENTS}
+PART_COLORS: dict[str, str] = {
+    "endpointing": "#8e6fc1", "on_user_turn_completed": "#c0548a", "tool_llm": "#f2b66d",
+    "tool": "#9a5b13", "llm_ttft": "#e8892b", "realtime_ttft": "#c4561b",
+    "first_sentence": "#d9b92e", "tts_ttfb": "#3b82c4", "playback": "#2f9e8f", "residual": "#9aa3ad",
+}  # fmt: skip
+"""The turn budget's parts (metrics/budget.py), drawn in the order they happened."""
+WATERFALL_WIDTH, WATERFALL_LEFT = 460, 4
 
 
 def write_report(source: str | Path, output: str | Path | None = None) -> Path:
@@ -110,7 +117,11 @@ def _legend() -> str:
         f'<span class="key"><i style="background:{color}"></i>{escape(label)}</span>'
         for key, label, color in COMPONENTS
     )
-    return f'<p class="legend">{items}</p>'
+    parts = "".join(
+        f'<span class="key"><i style="background:{color}"></i>{escape(part)}</span>'
+        for part, color in PART_COLORS.items()
+    )
+    return f'<p class="legend">{items}</p><p class="legend">where the wait went: {parts}</p>'
 
 
 def _overview(data: TraceFile, turns: list[Turn]) -> str:
@@ -221,14 +232,23 @@ def _slowest(calls: list[Call], n: int = 10) -> str:
         f'<tr><td><a href="#{t.anchor}">call {i} · turn {t.index + 1}</a></td>'
         f"<td>{_fmt(t.total)}</td><td>{_fmt(t.eou)}</td><td>{_fmt(t.llm_ttft)}</td>"
         f"<td>{_fmt(t.tts_ttfb)}</td><td>{_fmt(t.remainder)}</td>"
-        f"<td>{escape(_flags(t))}</td></tr>"
+        f"<td>{escape(_mostly(t))}</td><td>{escape(_flags(t))}</td></tr>"
         for t, i, c in ranked
     )
     return (
         '<section id="slowest"><h2>Slowest turns</h2><table class="pct"><tr><th>turn</th><th>e2e</th>'
-        "<th>end of utterance</th><th>LLM TTFT</th><th>TTS TTFB</th><th>remainder</th><th></th></tr>"
+        "<th>end of utterance</th><th>LLM TTFT</th><th>TTS TTFB</th><th>remainder</th>"
+        "<th>mostly</th><th></th></tr>"
         f"{rows}</table></section>"
     )
+
+
+def _mostly(t: Turn) -> str:
+    """The part that took most of the wait, and how long."""
+    if not t.budget or not t.dominant:
+        return ""
+    seconds = sum(s for p, s in t.budget if p == t.dominant)
+    return f"{t.dominant} {seconds:.3f}"
 
 
 def _flags(t: Turn) -> str:
@@ -275,7 +295,14 @@ def _timeline(call: Call) -> str:
 
     shapes = [
         '<text x="0" y="17" class="lbl">user</text><text x="0" y="41" class="lbl">agent</text>',
+        f'<line x1="{left}" x2="{width - 6}" y1="66" y2="66" stroke="#888"/>',
     ]
+    for sec in _ticks((t1 - t0) / 1e9):  # seconds from the call's start
+        at = x(t0 + int(sec * 1e9))
+        shapes.append(
+            f'<line x1="{at:.1f}" x2="{at:.1f}" y1="66" y2="70" stroke="#888"/>'
+            f'<text class="tick" x="{at:.1f}" y="80">{sec:g} s</text>'
+        )
     for s in call.user_turns:
         text = escape(str(s.attrs.get("lk.pii.user_transcript") or "user turn"))
         shapes.append(
@@ -303,7 +330,7 @@ def _timeline(call: Call) -> str:
                 f"<title>{escape(err.name)}: {escape(err.error or '')}</title></path>"
             )
     return (
-        f'<svg class="timeline" viewBox="0 0 {width} 64" width="{width}" height="64" role="img" '
+        f'<svg class="timeline" viewBox="0 0 {width} 84" width="{width}" height="84" role="img" '
         f'aria-label="call timeline">{"".join(shapes)}</svg>'
     )
 
@@ -330,7 +357,17 @@ def _turn(call_number: int, t: Turn, scale: float) -> str:
         for key in ("eou", "transcription", "llm_ttft", "tts_ttfb", "remainder", "e2e")
         if (v := _value(t, key)) is not None
     )
-    if t.tools and t.remainder is not None:
+    if t.budget:
+        parts: dict[str, float] = {}
+        for part, seconds in t.budget:
+            parts[part] = parts.get(part, 0.0) + seconds
+        values += "".join(
+            f'<span class="p" data-part="{escape(part)}" data-value="{seconds!r}">'
+            f'<i style="background:{PART_COLORS.get(part, "#666")}"></i>{escape(part)} {seconds:.3f}s</span>'
+            for part, seconds in parts.items()
+        )
+        values += f'<span class="t">wait {_fmt(t.budget_total)}s, mostly {escape(t.dominant or "")}</span>'
+    elif t.tools and t.remainder is not None:
         spent = sum(x.seconds for x in t.tools)
         owned = f"tools {spent:.3f}s"
         if t.tool_call_ttft is not None:
@@ -343,10 +380,64 @@ def _turn(call_number: int, t: Turn, scale: float) -> str:
     )
 
 
+_START = ' style="text-anchor: start"'
+
+
+def _ticks(scale: float) -> list[float]:
+    """At most nine round ticks from 0 to ``scale`` seconds (1-2-5 steps, any call length)."""
+    steps = (m * 10.0**e for e in range(-1, 7) for m in (1, 2, 5))
+    step = next((s for s in steps if scale / s <= 8), scale)
+    return [round(i * step, 6) for i in range(int(scale / step + 1e-9) + 1)]
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.3g} s"
+
+
+def _budget_waterfall(t: Turn, scale: float) -> str:
+    """The wait in the order it happened, on a time axis (one scale for the page): each part
+    a bar at its offset, as wide as its seconds, the residual too; the transcription delay is
+    a thin line over the endpointing wait, not a part."""
+    width, left = WATERFALL_WIDTH, WATERFALL_LEFT
+    pps = (width - left - 4) / scale
+    shapes, at = [], 0.0
+    for part, seconds in t.budget:
+        x, w = left + at * pps, seconds * pps
+        color = PART_COLORS.get(part, "#666")
+        shapes.append(
+            f'<rect class="part" data-part="{escape(part)}" data-seconds="{seconds!r}" x="{x:.2f}" y="6" '
+            f'width="{w:.2f}" height="14" fill="{color}" shape-rendering="crispEdges">'
+            f"<title>{escape(part)} {seconds:.3f} s</title></rect>"
+        )
+        if w >= 9 * len(part) * 0.6:  # the label fits its bar
+            label = escape(part.replace("_", " "))
+            shapes.append(f'<text class="plbl" x="{x + 2:.1f}" y="31">{label}</text>')
+        at += seconds
+    if t.transcription is not None:
+        end = left + min(t.transcription, scale) * pps
+        shapes.append(
+            f'<line class="transcription" x1="{left}" x2="{end:.2f}" y1="2.5" y2="2.5" '
+            f'stroke="{_COLOR["transcription"]}" stroke-width="3"><title>transcription '
+            f"{t.transcription:.3f} s (inside the endpointing wait)</title></line>"
+        )
+    axis = "".join(
+        f'<line x1="{left + s * pps:.1f}" x2="{left + s * pps:.1f}" y1="36" y2="40" stroke="#888"/>'
+        f'<text class="tick" x="{left + s * pps:.1f}" y="51"{_START if not s else ""}>{_seconds(s)}</text>'
+        for s in _ticks(scale)
+    )
+    return (
+        f'<svg class="waterfall budget" viewBox="0 0 {width} 56" width="{width}" height="56" role="img" '
+        f'data-px-per-second="{pps!r}" data-x0="{left}" aria-label="where the wait went">'
+        f'<line x1="{left}" x2="{width - 4}" y1="36" y2="36" stroke="#888"/>{axis}{"".join(shapes)}</svg>'
+    )
+
+
 def _waterfall(t: Turn, scale: float) -> str:
     """End of utterance, then LLM TTFT, then TTS TTFB, then the rest up to e2e; the
-    transcription delay runs inside the end-of-utterance wait."""
-    width, left = 460, 4
+    transcription delay runs inside the end-of-utterance wait (a file without the budget)."""
+    if t.budget:
+        return _budget_waterfall(t, scale)
+    width, left = WATERFALL_WIDTH, WATERFALL_LEFT
     px: Callable[[float], float] = lambda s: s / scale * (width - left - 4)  # noqa: E731
     bars = []
     at = 0.0

@@ -76,6 +76,10 @@ class Turn:
     tool_call_ttft: float | None = None
     """TTFT of the LLM requests that asked for the tools: part of the remainder, since the
     turn's LLM TTFT is the reply's (the request after the tools)."""
+    budget: list[tuple[str, float]] = field(default_factory=list)
+    """The turn budget's segments in the order they happened (``voice_agent.turn.budget``)."""
+    budget_total: float | None = None
+    dominant: str | None = None
 
     @property
     def anchor(self) -> str:
@@ -83,7 +87,10 @@ class Turn:
 
     @property
     def total(self) -> float | None:
-        """e2e when LiveKit measured it; else the sum of the known parts (text turns)."""
+        """The budget's total (the wait, text turns too); else LiveKit's e2e; else the sum of
+        the known parts."""
+        if self.budget_total is not None:
+            return self.budget_total
         if self.e2e is not None:
             return self.e2e
         parts = [p for p in (self.eou, self.llm_ttft, self.tts_ttfb) if p is not None]
@@ -317,7 +324,18 @@ def _turn(index: int, span: Span) -> Turn:
         tools=tools,
         errors=errors,
         tool_call_ttft=sum(deciding) if tools and deciding else None,
+        budget=_budget(span),
+        budget_total=span.num(f"{sc.ATTR_BUDGET}.total"),
+        dominant=str(span.attrs.get(f"{sc.ATTR_BUDGET}.dominant") or "") or None,
     )
+
+
+def _budget(span: Span) -> list[tuple[str, float]]:
+    names = span.attrs.get(f"{sc.ATTR_BUDGET}.timeline.parts")
+    seconds = span.attrs.get(f"{sc.ATTR_BUDGET}.timeline.seconds")
+    if not isinstance(names, list) or not isinstance(seconds, list) or len(names) != len(seconds):
+        return []
+    return [(str(n), float(s)) for n, s in zip(names, seconds, strict=True)]
 
 
 def _recovery(turn: Span, failed: Span) -> str:
