@@ -148,6 +148,53 @@ EXPORT_FAILURE_STEPS = ((0.01, "yellow"), (0.05, "red"))
 REC = "job:voice_agent_turn_latency_seconds_bucket:rate5m"
 
 
+BUDGET = "voice_agent_turn_budget_seconds"
+PART = "voice_agent_turn_part"
+DOMINANT = "voice_agent_turn_dominant_part"
+BUDGETED_TURNS = f'{BUDGET}_count{{{SEL}, {PART}="residual"}}'
+"""Every budgeted turn records its residual (0 s when nothing is left): its count is the turns."""
+
+
+def per_turn_by_part(window: str) -> str:
+    """Seconds per turn spent in each part: the parts' sums over the turns, so the parts of
+    the mean add up to the mean wait (where a per-part mean would not)."""
+    return (f"sum by ({PART}) ({grown(BUDGET + '_sum{' + SEL + '}', window)}) "
+            f"/ on () group_left sum({grown(BUDGETED_TURNS, window)})")  # fmt: skip
+
+
+def where_the_time_goes() -> list[Panel]:
+    """The turn budget (docs/latency.md): the wait cut into parts that add up to it."""
+    slow = f"sum({grown('voice_agent_turn_slow_total{' + SEL + '}', '$__range')})"
+    turns = f"sum({grown(BUDGETED_TURNS, '$__range')})"
+    return [
+        row("Where the time goes (the turn budget: parts that add up to the wait)"),
+        panel("timeseries", "Wait per turn, by part (mean, stacked: adds up to the mean wait)", [
+            target(per_turn_by_part("$__rate_interval"), f"{{{{{PART}}}}}"),
+        ], unit="s", stack=True,
+           description="From the user's last word (or text) to the agent's first audio: endpointing, "
+                       "on_user_turn_completed, tool_llm, tool, llm_ttft, first_sentence, tts_ttfb, "
+                       "playback and the residual, each part's seconds over the turns."),
+        panel("bargauge", "Wait per turn in range, by part (mean)", [
+            target(per_turn_by_part("$__range"), f"{{{{{PART}}}}}", instant=True),
+        ], unit="s", description="The bars add up to the mean wait of a turn in the range."),
+        panel("bargauge", "p50 / p95 by part in range (percentiles do not add up)", [
+            target(q(0.5, BUDGET + "_bucket", PART, window="$__range"), f"p50 {{{{{PART}}}}}", instant=True),
+            target(q(0.95, BUDGET + "_bucket", PART, window="$__range"), f"p95 {{{{{PART}}}}}", instant=True),
+        ], unit="s",
+           description="Each part's own p50 and p95 over the turns that had it. Percentiles of parts "
+                       "do not sum to a percentile of the wait, so they are not stacked."),
+        panel("bargauge", "Slow turns in range, by dominant part", [
+            target(in_range("voice_agent_turn_slow_total", by=DOMINANT), f"{{{{{DOMINANT}}}}}", instant=True),
+        ], w=8, decimals=0,
+           description="Turns whose wait passed OTEL_LIVEKIT_SLOW_TURN_SECONDS (1.5 s by default), "
+                       "by the part that took longest."),
+        panel("stat", "Slow turns in range (share)", [
+            target(f"({slow} or 0 * {turns}) / {turns}", instant=True),
+        ], unit="percentunit", w=4, steps=((0.05, "red"),),
+           description="Slow turns (OTEL_LIVEKIT_SLOW_TURN_SECONDS) over budgeted turns."),
+    ]  # fmt: skip
+
+
 def voice_latency() -> dict[str, Any]:
     panels = [
         row("Turns in the selected range"),
@@ -173,11 +220,6 @@ def voice_latency() -> dict[str, Any]:
             target(f"histogram_quantile(0.99, sum by (le) ({REC}{{{SEL}}}))", "p99"),
             target("max(voice_agent:turn_latency_slo:threshold_seconds)", "SLO threshold"),
         ], unit="s", steps=LAT_STEPS, description="From the recording rules (5 m rate windows)."),
-        panel("timeseries", "Latency budget of an audio turn (mean, stacked)", [
-            target(f"avg by (stage) (job:voice_agent_turn_budget_seconds:mean5m{{{SEL}}})", "{{stage}}"),
-        ], unit="s", stack=True,
-           description="End-of-utterance delay, LLM TTFT, TTS TTFB and the remainder stack up to "
-                       "LiveKit's e2e latency."),
         panel("timeseries", "Turn latency p95 by input (exemplars link to the turn's trace)", [
             target(q(0.95, "voice_agent_turn_latency_seconds_bucket", "voice_agent_turn_input"),
                    "{{voice_agent_turn_input}}", exemplar=True),
@@ -190,6 +232,7 @@ def voice_latency() -> dict[str, Any]:
             target(f"sum by (le) ({grown('voice_agent_turn_latency_seconds_bucket{' + SEL + '}', '$__rate_interval')})",
                    "{{le}}", fmt="heatmap"),
         ], unit="s", w=24),
+        *where_the_time_goes(),
         row("Per provider and model"),
         panel("timeseries", "LLM time to first token p95 (turns), by model", [
             target(q(0.95, "voice_agent_turn_llm_ttft_seconds_bucket",

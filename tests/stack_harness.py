@@ -57,6 +57,8 @@ OTLP endpoint on a closed loopback port), so the export self-metrics have delive
 failed attempts and dropped spans to show."""
 TEXT_TURNS = ("hello", "what's the weather?", "book a flight")  # a tool call, a failing tool
 TURNS_PER_CALL = len(TEXT_TURNS) + 1  # + one audio turn (VAD + streaming STT)
+SLOW_TURN_SECONDS = 0.4
+"""A plain text turn (LLM TTFT 0.2 s, then TTS) stays under it; tool and audio turns pass it."""
 
 
 class MetricsEndpoint(Protocol):
@@ -223,6 +225,7 @@ def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2,
     memory = InMemoryMetricReader()
     delivered, exporters = span_destinations()
     telemetry = setup_tracing("none", service_name=JOB, prices=PRICES, span_exporters=exporters,
+                              slow_turn_seconds=SLOW_TURN_SECONDS,
                               metric_readers=[*endpoint.readers(), memory],
                               **endpoint.setup_options())  # fmt: skip
     try:

@@ -134,17 +134,18 @@ def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float
     return start + (end - start) * ((rank - prev) / (count - prev))
 
 
-def counted_buckets(run: StackRun, name: str) -> list[tuple[float, float]]:
+def counted_buckets(run: StackRun, name: str, **attrs: str) -> list[tuple[float, float]]:
     """Cumulative bucket counts of the counted calls only (after - before), summed over series."""
 
     def buckets(points: Any) -> list[int]:
         total: list[int] = []
-        for p in points.matching(name):
+        for p in points.matching(name, **attrs):
             total = [a + b for a, b in zip(total or [0] * len(p.bucket_counts), p.bucket_counts, strict=True)]
         return total
 
-    (bounds,) = {tuple(p.explicit_bounds) for p in run.after.matching(name)}
-    diff = [a - b for a, b in zip(buckets(run.after), buckets(run.before), strict=True)]
+    (bounds,) = {tuple(p.explicit_bounds) for p in run.after.matching(name, **attrs)}
+    after, before = buckets(run.after), buckets(run.before)
+    diff = [a - b for a, b in zip(after, before or [0] * len(after), strict=True)]
     cumulative, acc = [], 0
     for upper, n in zip([*bounds, float("inf")], diff, strict=True):
         acc += n
@@ -164,6 +165,56 @@ def test_p95_turn_latency_equals_the_quantile_of_the_calls_histogram(stack: Stac
     cumulative = counted_buckets(stack, "voice_agent.turn.latency")
     assert float(sample["value"][1]) == histogram_quantile(0.95, cumulative)
     assert 0.2 < float(sample["value"][1]) < 2.0  # LLM TTFT alone is 0.2 s
+
+
+BUDGET, PART, DOMINANT = "voice_agent.turn.budget", "voice_agent.turn.part", "voice_agent.turn.dominant_part"
+
+
+def counted(run: StackRun, name: str, **attrs: str) -> float:
+    """What the counted calls added to a counter (or a histogram's sum)."""
+    return run.after.value(name, **attrs) - run.before.value(name, **attrs)
+
+
+def budget_parts(run: StackRun) -> set[str]:
+    return {str(p.attributes[PART]) for p in run.after.matching(BUDGET)}
+
+
+def test_wait_per_turn_by_part_equals_the_calls_budget(stack: StackRun) -> None:
+    """Each part's seconds over the turns; the bars add up to the mean wait."""
+    turns = stack.after.count(BUDGET, **{PART: "residual"}) - stack.before.count(BUDGET, **{PART: "residual"})
+    assert turns == stack.calls * TURNS_PER_CALL  # every reply got a budget (say() has none)
+    got = {s["metric"]["voice_agent_turn_part"]: float(s["value"][1])
+           for s in stat(stack, "voice-latency", "Wait per turn in range, by part (mean)")}  # fmt: skip
+    assert set(got) == budget_parts(stack) >= {"endpointing", "tool_llm", "tool", "llm_ttft", "tts_ttfb"}
+    for part, value in got.items():
+        assert value == pytest.approx(counted(stack, BUDGET, **{PART: part}) / turns, rel=1e-9), part
+    assert sum(got.values()) == pytest.approx(counted(stack, BUDGET) / turns, rel=1e-9)
+
+
+def test_part_percentiles_equal_the_quantiles_of_the_calls_histogram(stack: StackRun) -> None:
+    doc = load(DASHBOARD_DIR / "voice-latency.json")
+    title = "p50 / p95 by part in range (percentiles do not add up)"
+    (panel,) = [p for p in panels(doc) if p["title"] == title]
+    for quantile, target in zip((0.5, 0.95), panel["targets"], strict=True):
+        got = {s["metric"]["voice_agent_turn_part"]: float(s["value"][1])
+               for s in run_target(stack, target, variable_values(doc))}  # fmt: skip
+        assert set(got) == budget_parts(stack)
+        for part, value in got.items():
+            expected = histogram_quantile(quantile, counted_buckets(stack, BUDGET, **{PART: part}))
+            assert value == pytest.approx(expected, rel=1e-9), (quantile, part)
+
+
+def test_slow_turns_by_dominant_part_equal_the_calls_counter(stack: StackRun) -> None:
+    name = "voice_agent.turn.slow"
+    got = {s["metric"]["voice_agent_turn_dominant_part"]: float(s["value"][1])
+           for s in stat(stack, "voice-latency", "Slow turns in range, by dominant part")}  # fmt: skip
+    expected = {str(p.attributes[DOMINANT]): counted(stack, name, **{DOMINANT: str(p.attributes[DOMINANT])})
+                for p in stack.after.matching(name)}  # fmt: skip
+    assert got == expected and sum(got.values()) > 0
+    turns = stack.calls * TURNS_PER_CALL
+    assert 0 < sum(got.values()) < turns  # SLOW_TURN_SECONDS splits the calls' turns
+    (share,) = stat(stack, "voice-latency", "Slow turns in range (share)")
+    assert float(share["value"][1]) == pytest.approx(sum(got.values()) / turns, rel=1e-12)
 
 
 def test_token_totals_equal_the_calls_tokens(stack: StackRun) -> None:
