@@ -470,12 +470,13 @@ def make_session(
     endpointing_delay: float = 0.1,
     preemptive_generation: bool = False,
     playback_delay: float = 0.0,
+    vad_silence: float = 0.3,
 ) -> tuple[AgentSession, OfflineAudioInput]:
     session: AgentSession = AgentSession(
         llm=llm_ or OfflineLLM(),
         tts=tts_ or OfflineTTS(),
         stt=stt_ or OfflineSTT(),
-        vad=OfflineVAD(),
+        vad=OfflineVAD(min_silence=vad_silence),
         turn_handling={
             "turn_detection": "vad",
             "endpointing": {"min_delay": endpointing_delay, "max_delay": max(1.0, endpointing_delay)},
@@ -506,6 +507,7 @@ async def run_offline_session(
     endpointing_delay: float = 0.1,
     preemptive_generation: bool = False,
     playback_delay: float = 0.0,
+    vad_silence: float = 0.3,
     before_start: Callable[[AgentSession], Any] | None = None,
     before_close: Callable[[AgentSession], Any] | None = None,
     after_close: Callable[[AgentSession], Awaitable[None] | None] | None = None,
@@ -523,7 +525,7 @@ async def run_offline_session(
             job_ctx.job.room.name = room_name
         session, audio_in = make_session(llm_=llm_, tts_=tts_, stt_=stt_, endpointing_delay=endpointing_delay,
                                          preemptive_generation=preemptive_generation,
-                                         playback_delay=playback_delay)
+                                         playback_delay=playback_delay, vad_silence=vad_silence)
         run = OfflineRun(session)
 
         def count(ev: Any) -> None:
@@ -541,7 +543,7 @@ async def run_offline_session(
             expected = run.assistant_messages + 1
             await audio_in.push_seconds(0.3, loud=False)
             await audio_in.push_seconds(0.6, loud=True)
-            await audio_in.push_seconds(0.8, loud=False)
+            await audio_in.push_seconds(max(0.8, vad_silence + 0.3), loud=False)
             for _ in range(200):  # the reply is spoken within 10 s
                 if run.assistant_messages >= expected:
                     break

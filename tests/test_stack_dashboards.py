@@ -185,7 +185,7 @@ def test_wait_per_turn_by_part_equals_the_calls_budget(stack: StackRun) -> None:
     assert turns == stack.calls * TURNS_PER_CALL  # every reply got a budget (say() has none)
     got = {s["metric"]["voice_agent_turn_part"]: float(s["value"][1])
            for s in stat(stack, "voice-latency", "Wait per turn in range, by part (mean)")}  # fmt: skip
-    assert set(got) == budget_parts(stack) >= {"endpointing", "tool_llm", "tool", "llm_ttft", "tts_ttfb"}
+    assert set(got) == budget_parts(stack) >= {"vad_silence", "tool_llm", "tool", "llm_ttft", "tts_ttfb"}
     for part, value in got.items():
         assert value == pytest.approx(counted(stack, BUDGET, **{PART: part}) / turns, rel=1e-9), part
     assert sum(got.values()) == pytest.approx(counted(stack, BUDGET) / turns, rel=1e-9)

@@ -1,6 +1,6 @@
 """The turn budget on real offline sessions with injected delays (a slow tool, two tool
-rounds, a slow on_user_turn_completed, a long endpointing delay, a slow first sentence, a
-hand-off, an interruption): each part is the injected delay, the parts add up to LiveKit's
+rounds, a slow on_user_turn_completed, a long VAD silence, a long endpointing delay, a slow
+first sentence, a hand-off, an interruption): each part is the injected delay, the parts add up to LiveKit's
 e2e, and the span attributes, the histogram, the slow-turn counter and the per-turn hook
 all carry the same numbers."""
 
@@ -30,7 +30,9 @@ HOOK = 0.25
 SLOW_TOOL = 0.4
 ROUND_TOOL = 0.2
 HANDOFF_TOOL = 0.1
-ENDPOINTING = 0.8
+ENDPOINTING = 0.8  # LiveKit's endpointing delay runs from the user's last word...
+VAD_SILENCE = 0.5  # ...so with this VAD silence the endpointing part is the 0.3 s left
+DEFAULT_VAD_SILENCE = 0.3  # the offline VAD's
 FIRST_TOKEN_PAUSE = 0.3
 THINKING_BEFORE_INTERRUPT = 0.3
 PREEMPTIVE_WAIT = 0.5
@@ -120,9 +122,11 @@ def _record(scenarios: list[dict[str, Any]]) -> Run:
 @pytest.fixture(scope="module")
 def run() -> Run:
     return _record([
-        # a text turn, then a spoken one: long endpointing, slow hook, slow tool, slow first sentence
+        # a text turn, then a spoken one: long VAD silence and endpointing, slow hook, slow tool,
+        # slow first sentence
         dict(text_turns=("hello",), audio_turns=1, stt_=OfflineSTT(WEATHER), agent=_agent(SLOW_TOOL),
-             endpointing_delay=ENDPOINTING, llm_=OfflineLLM(first_token_pause=FIRST_TOKEN_PAUSE)),
+             endpointing_delay=ENDPOINTING, vad_silence=VAD_SILENCE,
+             llm_=OfflineLLM(first_token_pause=FIRST_TOKEN_PAUSE)),
         # two tool rounds, the first sentence at the offline LLM's own pace (the control)
         dict(text_turns=(), audio_turns=1, stt_=OfflineSTT(WEATHER), agent=_agent(ROUND_TOOL),
              llm_=OfflineLLM(tool_rounds=2), playback_delay=PLAYBACK),
@@ -139,7 +143,8 @@ def run() -> Run:
 
 
 def _named(b: TurnBudget) -> list[str]:
-    return [s.part for s in b.timeline if s.part != "residual"]
+    """The parts of the timeline, those of a few ms (scheduling) left out."""
+    return [s.part for s in b.timeline if s.part != "residual" and s.seconds >= 0.005]
 
 
 def _turn_spans(run: Run) -> dict[str, ReadableSpan]:
@@ -169,10 +174,11 @@ def test_parts_add_up_to_livekits_e2e_within_a_millisecond(run: Run) -> None:
 
 def test_each_injected_delay_is_its_own_part(run: Run) -> None:
     text, slow, rounds, *_ = run.budgets
-    assert _named(slow) == ["endpointing", "on_user_turn_completed", "tool_llm", "tool", "llm_ttft",
-                            "first_sentence", "tts_ttfb"]  # fmt: skip
+    assert _named(slow) == ["vad_silence", "endpointing", "on_user_turn_completed", "tool_llm", "tool",
+                            "llm_ttft", "first_sentence", "tts_ttfb"]  # fmt: skip
     p = slow.parts
-    assert p["endpointing"] == pytest.approx(ENDPOINTING, abs=TOL)
+    assert p["vad_silence"] == pytest.approx(VAD_SILENCE, abs=TOL)
+    assert p["endpointing"] == pytest.approx(ENDPOINTING - VAD_SILENCE, abs=TOL)
     assert p["on_user_turn_completed"] == pytest.approx(HOOK, abs=TOL)
     assert p["tool"] == pytest.approx(SLOW_TOOL, abs=TOL)
     assert p["tool_llm"] == pytest.approx(LLM_TTFT, abs=TOL)
@@ -180,7 +186,7 @@ def test_each_injected_delay_is_its_own_part(run: Run) -> None:
     assert p["tts_ttfb"] == pytest.approx(TTS_TTFB, abs=TOL)
     # the same reply text at the offline LLM's own pace: the pause is all the difference
     assert p["first_sentence"] - rounds.parts["first_sentence"] == pytest.approx(FIRST_TOKEN_PAUSE, abs=TOL)
-    assert slow.dominant == "endpointing" and slow.slow
+    assert slow.dominant == "vad_silence" and slow.slow
     # a text turn: from the text to the first audio, no endpointing, no hook
     assert _named(text) == ["llm_ttft", "first_sentence", "tts_ttfb"]
     assert text.parts["first_sentence"] >= FIRST_TOKEN_PAUSE
@@ -189,20 +195,22 @@ def test_each_injected_delay_is_its_own_part(run: Run) -> None:
 
 def test_two_tool_rounds_in_the_order_they_ran(run: Run) -> None:
     rounds = run.budgets[2]
-    assert _named(rounds) == ["endpointing", "on_user_turn_completed", "tool_llm", "tool", "tool_llm",
+    assert _named(rounds) == ["vad_silence", "on_user_turn_completed", "tool_llm", "tool", "tool_llm",
                               "tool", "llm_ttft", "first_sentence", "tts_ttfb", "playback"]  # fmt: skip
     tools = [s.seconds for s in rounds.timeline if s.part == "tool"]
     assert tools == [pytest.approx(ROUND_TOOL, abs=TOL)] * 2
     assert rounds.parts["tool"] == pytest.approx(2 * ROUND_TOOL, abs=TOL)
     assert rounds.parts["tool_llm"] == pytest.approx(2 * LLM_TTFT, abs=TOL)
     assert rounds.parts["playback"] == pytest.approx(PLAYBACK, abs=TOL)
+    assert rounds.parts["vad_silence"] == pytest.approx(DEFAULT_VAD_SILENCE, abs=TOL)
+    assert rounds.parts.get("endpointing", 0.0) < 0.005  # the 0.1 s delay passed inside the silence
     assert rounds.dominant == "tool" and not rounds.slow
 
 
 def test_the_first_reply_after_a_handoff(run: Run) -> None:
     handoff = run.budgets[3]
     assert handoff.handoff
-    assert _named(handoff)[:4] == ["endpointing", "on_user_turn_completed", "tool_llm", "tool"]
+    assert _named(handoff)[:4] == ["vad_silence", "on_user_turn_completed", "tool_llm", "tool"]
     assert handoff.parts["tool"] == pytest.approx(HANDOFF_TOOL, abs=TOL)
     assert handoff.parts["residual"] < 0.030  # the agent switch and on_enter
 
@@ -210,7 +218,7 @@ def test_the_first_reply_after_a_handoff(run: Run) -> None:
 def test_an_interrupted_reply_is_budgeted_up_to_the_interruption(run: Run) -> None:
     cut = run.budgets[4]
     assert cut.interrupted and cut.turn_input == "audio"
-    assert _named(cut) == ["endpointing", "on_user_turn_completed"]
+    assert _named(cut) == ["vad_silence", "on_user_turn_completed"]
     # the user's silence, the hook, then the LLM thinking until the interruption
     assert cut.total == pytest.approx(0.3 + HOOK + THINKING_BEFORE_INTERRUPT, abs=0.05)
 
@@ -252,7 +260,7 @@ def test_histogram_counts_and_sums_per_part_equal_the_turns(run: Run) -> None:
 
 def test_slow_turns_are_counted_by_dominant_part(run: Run) -> None:
     (point,) = run.points.by_name["voice_agent.turn.slow"]
-    assert dict(point.attributes) == {"voice_agent.turn.dominant_part": "endpointing",
+    assert dict(point.attributes) == {"voice_agent.turn.dominant_part": "vad_silence",
                                       "voice_agent.turn.input": "audio"}  # fmt: skip
     assert point.value == 1
 
@@ -283,10 +291,12 @@ def test_preemptive_generation_counts_only_what_is_left_after_the_end_of_turn(ru
     """The transcript came 0.19 s into the silence and the LLM answered 0.1 s later, inside
     the 0.5 s endpointing wait: its time is hidden, not added on top."""
     pre = run.budgets[5]
-    assert pre.parts["endpointing"] == pytest.approx(PREEMPTIVE_WAIT, abs=TOL)
+    waited = pre.parts["vad_silence"] + pre.parts["endpointing"]
+    assert waited == pytest.approx(PREEMPTIVE_WAIT, abs=TOL)
+    assert pre.parts["vad_silence"] == pytest.approx(DEFAULT_VAD_SILENCE, abs=TOL)
     assert "llm_ttft" not in pre.parts and "tool" not in pre.parts
-    assert _named(pre)[0] == "endpointing" and _named(pre)[-1] == "tts_ttfb"
-    assert pre.total - pre.parts["endpointing"] < 0.1
+    assert _named(pre)[:2] == ["vad_silence", "endpointing"] and _named(pre)[-1] == "tts_ttfb"
+    assert pre.total - waited < 0.1
 
 
 def test_the_slow_turns_example_switches_a_call_to_a_faster_model() -> None:

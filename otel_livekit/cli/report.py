@@ -28,8 +28,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 _COLOR = {key: color for key, _, color in COMPONENTS}
 _LABEL = {key: label for key, label, _ in COMPONENTS}
 PART_COLORS: dict[str, str] = {
-    "endpointing": "#8e6fc1", "on_user_turn_completed": "#c0548a", "tool_llm": "#f2b66d",
-    "tool": "#9a5b13", "llm_ttft": "#e8892b", "realtime_ttft": "#c4561b",
+    "vad_silence": "#5b3f96", "endpointing": "#8e6fc1", "on_user_turn_completed": "#c0548a",
+    "tool_llm": "#f2b66d", "tool": "#9a5b13", "llm_ttft": "#e8892b", "realtime_ttft": "#c4561b",
     "first_sentence": "#d9b92e", "tts_ttfb": "#3b82c4", "playback": "#2f9e8f", "residual": "#9aa3ad",
 }  # fmt: skip
 """The turn budget's parts (metrics/budget.py), drawn in the order they happened."""

@@ -1,7 +1,7 @@
 """Where a turn's silence went: the critical path from the user's last word (or text input)
 to the agent's first audio, cut into named parts that add up to the wait.
 
-Each source (endpointing, the ``on_user_turn_completed`` hook, tool-calling LLM requests,
+Each source (the VAD's silence, endpointing, the ``on_user_turn_completed`` hook, tool-calling LLM requests,
 tools, the reply's LLM, its first sentence, TTS, playback) gives an interval on the wall
 clock. ``walk`` goes through them in the order they started with a cursor from the start
 of the wait: a part counts only the time after the cursor (so overlaps are never counted
@@ -20,6 +20,7 @@ from typing import Any
 logger = logging.getLogger("otel_livekit")
 
 # the parts, in the order they happen on a spoken turn with tools
+VAD_SILENCE = "vad_silence"
 ENDPOINTING = "endpointing"
 ON_USER_TURN_COMPLETED = "on_user_turn_completed"
 TOOL_LLM = "tool_llm"
@@ -31,13 +32,15 @@ TTS_TTFB = "tts_ttfb"
 PLAYBACK = "playback"
 RESIDUAL = "residual"
 
-PARTS: tuple[str, ...] = (ENDPOINTING, ON_USER_TURN_COMPLETED, TOOL_LLM, TOOL, LLM_TTFT,
+PARTS: tuple[str, ...] = (VAD_SILENCE, ENDPOINTING, ON_USER_TURN_COMPLETED, TOOL_LLM, TOOL, LLM_TTFT,
                           REALTIME_TTFT, FIRST_SENTENCE, TTS_TTFB, PLAYBACK, RESIDUAL)  # fmt: skip
 """Every part name: the values of the histogram's ``voice_agent.turn.part`` attribute."""
 
 PART_DESCRIPTIONS: dict[str, str] = {
-    ENDPOINTING: "the user's last word to the end-of-turn decision (VAD silence, endpointing "
-    "delay and turn detector together: LiveKit's end_of_turn_delay)",
+    VAD_SILENCE: "the user's last word to the VAD's end of speech (the silence it waits for, "
+    "min_silence_duration, and its inference)",
+    ENDPOINTING: "the VAD's end of speech to the end-of-turn decision: the endpointing delay and "
+    "the turn detector, which run together (without a VAD event, from the user's last word)",
     ON_USER_TURN_COMPLETED: "your Agent.on_user_turn_completed hook",
     TOOL_LLM: "LLM requests that asked for tools, until the tools started (every round)",
     TOOL: "tool executions (a parallel group counts once, first start to last end)",
@@ -112,6 +115,8 @@ class TurnBudget:
         }  # fmt: skip
 
 
+USER_PARTS = frozenset({VAD_SILENCE, ENDPOINTING})
+
 MIN_PART = 0.001
 """A part shorter than this (an empty hook, playback without an avatar) is named nowhere: its
 time joins the residual, so every turn does not list a row of zeros."""
@@ -119,10 +124,12 @@ time joins the residual, so every turn does not list a row of zeros."""
 
 def walk(start: float, end: float, intervals: Iterable[Interval]) -> tuple[list[Segment], dict[str, float]]:
     """The critical path from ``start`` to ``end``: chronological, non-overlapping segments
-    (gaps named ``residual``) and the seconds per part."""
+    (gaps named ``residual``) and the seconds per part. The user's parts (the VAD's silence,
+    endpointing) go first: until the turn is decided, work started early (preemptive
+    generation) is hidden behind them, not on the path."""
     timeline: list[Segment] = []
     cursor = start
-    for iv in sorted(intervals, key=lambda i: (i.start, i.end)):
+    for iv in sorted(intervals, key=lambda i: (i.part not in USER_PARTS, i.start, i.end)):
         s, e = max(iv.start, cursor), min(iv.end, end)
         if e <= s:
             continue

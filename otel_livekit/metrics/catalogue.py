@@ -119,7 +119,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
           "e2e latency not explained by the three parts (queueing, first sentence, playout)",
           (), "e2e_latency - (eou + llm ttft + tts ttfb)"),
     _turn("voice_agent.turn.budget",
-          "Where the turn's wait went, part by part (endpointing, on_user_turn_completed, "
+          "Where the turn's wait went, part by part (vad_silence, endpointing, on_user_turn_completed, "
           "tool_llm, tool, llm_ttft, realtime_ttft, first_sentence, tts_ttfb, playback, "
           "residual): a turn's parts add up to its wait (LiveKit's e2e latency)",
           (sc.TURN_PART, sc.TURN_INPUT, *_MODEL),

@@ -390,7 +390,12 @@ class Recorder:
         spoken = (user is not None and user.stopped_at is not None) or valid(e2e)
         intervals: list[b.Interval] = []
         if spoken and user is not None and user.eou_delay is not None:
-            intervals.append(b.Interval(b.ENDPOINTING, start, start + user.eou_delay))
+            decided, heard = start + user.eou_delay, turns.heard_end_at
+            if heard is not None and start < heard < decided:  # the VAD's silence, then the rest
+                intervals.append(b.Interval(b.VAD_SILENCE, start, heard))
+                intervals.append(b.Interval(b.ENDPOINTING, heard, decided))
+            else:
+                intervals.append(b.Interval(b.ENDPOINTING, start, decided))
         if user is not None and user.hook_end is not None and user.hook_seconds is not None:
             hook_start = user.hook_end - user.hook_seconds
             intervals.append(b.Interval(b.ON_USER_TURN_COMPLETED, hook_start, user.hook_end))

@@ -71,6 +71,8 @@ class TurnTracker:
         self.requests: deque[Request] = deque(maxlen=RECENT)
         self.tool_groups: deque[tuple[float, float]] = deque(maxlen=RECENT)
         self.user: UserInput | None = None
+        self.heard_end_at: float | None = None
+        """When the VAD last said the user stopped (not back-dated): the end of its silence."""
         self.answered: deque[str] = deque(maxlen=RECENT)
         """Speech ids whose reply message came (an interrupted speech without one is budgeted
         at its end)."""

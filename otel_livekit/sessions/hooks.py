@@ -71,6 +71,7 @@ class SessionInstrumentation:
             "agent_false_interruption": self._on_false_interruption,
             "function_tools_executed": self._on_tools,
             "speech_created": self._on_speech,
+            "user_state_changed": self._on_user_state,
             "error": self._on_error,
             "close": self._on_close,
         }
@@ -127,6 +128,13 @@ class SessionInstrumentation:
             str(speech_id) if speech_id else None, item.metrics or {}, self.turns, turn_span,
             created_at=item.created_at, interrupted=bool(item.interrupted), session=self.session,
         ))  # fmt: skip
+
+    def _on_user_state(self, ev: Any) -> None:
+        """speaking -> listening is emitted as the VAD reports the end of speech; the event's
+        ``created_at`` is back-dated to the user's last word, so the clock now is when the
+        VAD's silence ended."""
+        if ev.new_state == "listening" and ev.old_state == "speaking":
+            self.turns.heard_end_at = time.time()
 
     def _keep(self, budget: TurnBudget | None) -> None:
         if budget is not None and len(self.budgets) < MAX_BUDGETS:
