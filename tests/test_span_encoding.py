@@ -99,14 +99,15 @@ def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
 
 def _loop_turns(encode: Callable[[], object]) -> tuple[int, float]:
     """How often another thread (the agent's event loop) ran while ``encode`` ran, and the
-    longest it waited: a ticker thread sleeping 0.2 ms notes every wake-up. Counting turns
-    holds on a loaded 2-core machine where the worst wait is noise (a slow chunk)."""
+    longest it waited: a ticker thread sleeping 50 µs (shorter than the 0.1 ms hand-over, so
+    it is waiting for the GIL when one comes) notes every wake-up. Counting turns holds on a
+    loaded 2-core machine where the worst wait is noise (a slow chunk)."""
     stamps: list[float] = []
     stop = threading.Event()
 
     def tick() -> None:
         while not stop.is_set():
-            time.sleep(0.0002)
+            time.sleep(0.00005)
             stamps.append(time.perf_counter())
 
     ticker = threading.Thread(target=tick, daemon=True)
@@ -135,6 +136,9 @@ def _worst_wait_at_best(encode: Callable[[], object]) -> float:
 
 
 HAND_OVERS = -(-500 // SPANS_PER_CHUNK) - 1  # 31 for 500 spans
+ENOUGH_TURNS = HAND_OVERS // 2
+"""Measured (median of five, 2-core machine): 40-60 turns with the hand-over, idle or loaded;
+0-7 without it (only CPython's 5 ms switch interval lets the ticker in)."""
 
 
 def test_encoding_a_batch_leaves_the_gil_to_the_event_loop_between_chunks() -> None:
@@ -143,7 +147,7 @@ def test_encoding_a_batch_leaves_the_gil_to_the_event_loop_between_chunks() -> N
     spans = make_spans(500)
     assert _worst_wait_at_best(lambda: encode_spans(spans).SerializePartialToString()) >= 0.003
     turns = _turns_typically(lambda: encode_spans_yielding(spans))
-    assert turns >= HAND_OVERS * 3 // 4, (turns, HAND_OVERS)
+    assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)
 
 
 class _Discard(SpanExporter):
@@ -158,11 +162,11 @@ def test_a_destinations_view_of_a_batch_leaves_the_gil_between_chunks() -> None:
     assert _worst_wait_at_best(lambda: [destination_view(s, NO_CONTENT, True) for s in spans]) >= 0.003
     exporter = DestinationExporter(_Discard(), NO_CONTENT, langfuse=True)
     turns = _turns_typically(lambda: exporter.export(spans))
-    assert turns >= HAND_OVERS * 3 // 4, (turns, HAND_OVERS)
+    assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)
 
 
 def test_the_lean_view_of_a_batch_leaves_the_gil_between_chunks() -> None:
     spans = make_spans(500, content=True)
     exporter = LeanExporter(_Discard(), SpanLineage())
     turns = _turns_typically(lambda: exporter.export(spans))
-    assert turns >= HAND_OVERS * 3 // 4, (turns, HAND_OVERS)
+    assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)
