@@ -72,12 +72,12 @@ class _OfflineLLMStream(llm.LLMStream):
             if rounds < fake.tool_rounds:
                 tool = last.name
         if tool is not None:
-            call = llm.FunctionToolCall(
-                name=tool,
-                arguments=json.dumps({"location": "Paris"}),
-                call_id=utils.shortuuid("call_"),
-            )
-            delta = llm.ChoiceDelta(role="assistant", tool_calls=[call])
+            calls = [
+                llm.FunctionToolCall(name=tool, arguments=json.dumps({"location": where}),
+                                     call_id=utils.shortuuid("call_"))
+                for where in fake.tool_locations
+            ]  # fmt: skip
+            delta = llm.ChoiceDelta(role="assistant", tool_calls=calls)
             self._event_ch.send_nowait(llm.ChatChunk(id=req_id, delta=delta))
         else:
             if last.type == "function_call_output":
@@ -114,6 +114,7 @@ class OfflineLLM(_Named, llm.LLM):
         cached_tokens: int = 5,
         tool_triggers: dict[str, str] | None = None,
         tool_rounds: int = 1,
+        tool_locations: Sequence[str] = ("Paris",),
         first_token_pause: float = 0.002,
         model: str = "fake-gpt",
         provider: str = "openai",
@@ -127,6 +128,8 @@ class OfflineLLM(_Named, llm.LLM):
         self.tool_triggers = dict(TOOL_TRIGGERS if tool_triggers is None else tool_triggers)
         self.tool_rounds = tool_rounds
         """Tool calls in a row before the reply (each after the previous one's output)."""
+        self.tool_locations = tuple(tool_locations)
+        """One tool call per location in the same response: LiveKit runs them in parallel."""
         self.first_token_pause = first_token_pause
         """Pause after the first chunk: a slow first sentence."""
         self._model = model

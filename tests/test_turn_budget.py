@@ -30,6 +30,7 @@ HOOK = 0.25
 SLOW_TOOL = 0.4
 ROUND_TOOL = 0.2
 HANDOFF_TOOL = 0.1
+PARALLEL_TOOLS = {"Paris": 0.2, "Rome": 0.35}  # seconds per call, both in one LLM response
 ENDPOINTING = 0.8  # LiveKit's endpointing delay runs from the user's last word...
 VAD_SILENCE = 0.5  # ...so with this VAD silence the endpointing part is the 0.3 s left
 DEFAULT_VAD_SILENCE = 0.3  # the offline VAD's
@@ -49,7 +50,7 @@ class _Other(Agent):
         self.session.generate_reply()
 
 
-def _agent(tool_seconds: float) -> Agent:
+def _agent(tool_seconds: float | dict[str, float]) -> Agent:
     @function_tool
     async def lookup_weather(location: str) -> str:
         """Look up the weather.
@@ -57,7 +58,7 @@ def _agent(tool_seconds: float) -> Agent:
         Args:
             location: the city
         """
-        await asyncio.sleep(tool_seconds)
+        await asyncio.sleep(tool_seconds[location] if isinstance(tool_seconds, dict) else tool_seconds)
         return f"sunny in {location}"
 
     @function_tool
@@ -139,6 +140,9 @@ def run() -> Run:
         # preemptive generation: the reply's LLM runs during the endpointing wait
         dict(text_turns=(), audio_turns=1, stt_=OfflineSTT("hello"), endpointing_delay=PREEMPTIVE_WAIT,
              preemptive_generation=True, llm_=OfflineLLM(ttft=0.1)),
+        # two tools called at once, run in parallel (0.2 s and 0.35 s)
+        dict(text_turns=(), audio_turns=1, stt_=OfflineSTT(WEATHER), agent=_agent(PARALLEL_TOOLS),
+             llm_=OfflineLLM(tool_locations=tuple(PARALLEL_TOOLS))),
     ])  # fmt: skip
 
 
@@ -155,13 +159,14 @@ def _turn_spans(run: Run) -> dict[str, ReadableSpan]:
 def test_every_turn_kind_gets_a_budget_in_order(run: Run) -> None:
     kinds = [(b.turn_input, b.handoff, b.interrupted) for b in run.budgets]
     assert kinds == [("text", False, False), ("audio", False, False), ("audio", False, False),
-                     ("audio", True, False), ("audio", False, True), ("audio", False, False)]  # fmt: skip
+                     ("audio", True, False), ("audio", False, True), ("audio", False, False),
+                     ("audio", False, False)]  # fmt: skip
 
 
 def test_parts_add_up_to_livekits_e2e_within_a_millisecond(run: Run) -> None:
     spans = _turn_spans(run)
     spoken = [b for b in run.budgets if b.turn_input == "audio" and not b.interrupted]
-    assert len(spoken) == 4
+    assert len(spoken) == 5
     for b in run.budgets:
         assert sum(b.parts.values()) == pytest.approx(b.total, abs=1e-9)
         assert sum(s.seconds for s in b.timeline) == pytest.approx(b.total, abs=1e-9)
@@ -207,6 +212,14 @@ def test_two_tool_rounds_in_the_order_they_ran(run: Run) -> None:
     assert rounds.dominant == "tool" and not rounds.slow
 
 
+def test_parallel_tools_count_once_first_start_to_last_end(run: Run) -> None:
+    both = run.budgets[6]
+    assert _named(both) == ["vad_silence", "on_user_turn_completed", "tool_llm", "tool", "llm_ttft",
+                            "first_sentence", "tts_ttfb"]  # fmt: skip
+    assert both.parts["tool"] == pytest.approx(max(PARALLEL_TOOLS.values()), abs=TOL)  # not their sum
+    assert both.parts["residual"] < 0.030
+
+
 def test_the_first_reply_after_a_handoff(run: Run) -> None:
     handoff = run.budgets[3]
     assert handoff.handoff
@@ -225,7 +238,7 @@ def test_an_interrupted_reply_is_budgeted_up_to_the_interruption(run: Run) -> No
 
 def test_span_attributes_carry_the_budget(run: Run) -> None:
     spans = _turn_spans(run)
-    for b in [*run.budgets[:4], run.budgets[5]]:
+    for b in [*run.budgets[:4], *run.budgets[5:]]:
         attrs = spans[str(b.speech_id)].attributes or {}
         for part, seconds in b.parts.items():
             assert attrs[f"voice_agent.turn.budget.{part}"] == seconds
