@@ -104,7 +104,8 @@ def time_phases() -> None:
     content.DestinationExporter.export = timed_export  # type: ignore[method-assign]
 
 
-TASK_CPU: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+TASK_CPU: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0, 0.0, 0])
+"""Per task: CPU seconds, steps, the longest step, steps over 3 ms."""
 COUNTING = [False]
 
 
@@ -121,8 +122,11 @@ def time_tasks() -> None:
             owner = getattr(self._callback, "__self__", None)
             coro = owner.get_coro() if isinstance(owner, asyncio.Task) else self._callback
             row = TASK_CPU[getattr(coro, "__qualname__", type(coro).__name__)]
-            row[0] += time.thread_time() - c
+            took = time.thread_time() - c
+            row[0] += took
             row[1] += 1
+            row[2] = max(row[2], took)
+            row[3] += took > 0.003
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
@@ -228,8 +232,13 @@ def main() -> None:
     print("late ticks by cause (GC if a collection covers over half the lag, else the busiest thread):")
     for cause, n in blame.most_common():
         print(f"  {cause}: {n}")
-    for name, (cpu, n) in sorted(TASK_CPU.items(), key=lambda kv: -kv[1][0])[:15]:
-        print(f"  loop CPU {cpu * 1000:7.1f} ms in {n:5d} steps ({cpu * 1e6 / n:6.1f} µs/step): {name}")
+    for name, (cpu, n, longest, over) in sorted(TASK_CPU.items(), key=lambda kv: -kv[1][0])[:15]:
+        print(f"  loop CPU {cpu * 1000:7.1f} ms in {n:5d} steps ({cpu * 1e6 / n:6.1f} µs/step, longest "
+              f"{longest * 1000:5.1f} ms, {over:3d} over 3 ms): {name}")
+    print("  tasks with steps over 3 ms:")
+    for name, (_, _, longest, over) in sorted(TASK_CPU.items(), key=lambda kv: -kv[1][3]):
+        if over:
+            print(f"    {over:3d} steps over 3 ms, longest {longest * 1000:5.1f} ms: {name}")
     for p in PHASES:
         print("  span export: " + ", ".join(f"{k} {v:.1f}" for k, v in p.items()))
 
