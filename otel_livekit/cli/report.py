@@ -301,7 +301,7 @@ def _timeline(call: Call) -> str:
         at = x(t0 + int(sec * 1e9))
         shapes.append(
             f'<line x1="{at:.1f}" x2="{at:.1f}" y1="66" y2="70" stroke="#888"/>'
-            f'<text class="tick" x="{at:.1f}" y="80">{sec:g} s</text>'
+            f'<text class="tick" x="{at:.1f}" y="80"{_anchor(at, width)}>{sec:g} s</text>'
         )
     for s in call.user_turns:
         text = escape(str(s.attrs.get("lk.pii.user_transcript") or "user turn"))
@@ -380,7 +380,11 @@ def _turn(call_number: int, t: Turn, scale: float) -> str:
     )
 
 
-_START = ' style="text-anchor: start"'
+def _anchor(x: float, width: float) -> str:
+    """A tick's label inside the picture: from its tick at the left edge, up to it at the right."""
+    if x < 12:
+        return ' style="text-anchor: start"'
+    return ' style="text-anchor: end"' if x > width - 12 else ""
 
 
 def _ticks(scale: float) -> list[float]:
@@ -420,11 +424,11 @@ def _budget_waterfall(t: Turn, scale: float) -> str:
             f'stroke="{_COLOR["transcription"]}" stroke-width="3"><title>transcription '
             f"{t.transcription:.3f} s (inside the endpointing wait)</title></line>"
         )
-    axis = "".join(
-        f'<line x1="{left + s * pps:.1f}" x2="{left + s * pps:.1f}" y1="36" y2="40" stroke="#888"/>'
-        f'<text class="tick" x="{left + s * pps:.1f}" y="51"{_START if not s else ""}>{_seconds(s)}</text>'
-        for s in _ticks(scale)
-    )
+    axis = ""
+    for s in _ticks(scale):
+        x = left + s * pps
+        axis += f'<line x1="{x:.1f}" x2="{x:.1f}" y1="36" y2="40" stroke="#888"/>'
+        axis += f'<text class="tick" x="{x:.1f}" y="51"{_anchor(x, width)}>{_seconds(s)}</text>'
     return (
         f'<svg class="waterfall budget" viewBox="0 0 {width} 56" width="{width}" height="56" role="img" '
         f'data-px-per-second="{pps!r}" data-x0="{left}" aria-label="where the wait went">'
