@@ -12,6 +12,7 @@ the range's end, time-series panels as range queries over it, as Grafana runs th
 from __future__ import annotations
 
 import json
+import math
 import re
 import runpy
 from collections.abc import Iterator
@@ -195,11 +196,20 @@ def test_part_percentiles_equal_the_quantiles_of_the_calls_histogram(stack: Stac
     doc = load(DASHBOARD_DIR / "voice-latency.json")
     title = "p50 / p95 by part in range (percentiles do not add up)"
     (panel,) = [p for p in panels(doc) if p["title"] == title]
+    # a part only the warm-up call had (a few-ms endpointing on a loaded machine) has no
+    # observation in the range: no quantile (NaN), as Grafana shows it
+    def observed(part: str) -> int:
+        return stack.after.count(BUDGET, **{PART: part}) - stack.before.count(BUDGET, **{PART: part})
+
+    counted_parts = {part for part in budget_parts(stack) if observed(part) > 0}
     for quantile, target in zip((0.5, 0.95), panel["targets"], strict=True):
         got = {s["metric"]["voice_agent_turn_part"]: float(s["value"][1])
                for s in run_target(stack, target, variable_values(doc))}  # fmt: skip
-        assert set(got) == budget_parts(stack)
+        assert counted_parts <= set(got) <= budget_parts(stack)
         for part, value in got.items():
+            if part not in counted_parts:
+                assert math.isnan(value), part
+                continue
             expected = histogram_quantile(quantile, counted_buckets(stack, BUDGET, **{PART: part}))
             assert value == pytest.approx(expected, rel=1e-9), (quantile, part)
 
