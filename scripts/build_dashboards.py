@@ -184,10 +184,11 @@ def where_the_time_goes() -> list[Panel]:
            description="Each part's own p50 and p95 over the turns that had it. Percentiles of parts "
                        "do not sum to a percentile of the wait, so they are not stacked."),
         panel("bargauge", "Slow turns in range, by dominant part", [
-            target(in_range("voice_agent_turn_slow_total", by=DOMINANT), f"{{{{{DOMINANT}}}}}", instant=True),
+            target(f"{in_range('voice_agent_turn_slow_total', by=DOMINANT)} or on () (0 * {turns})",
+                   f"{{{{{DOMINANT}}}}}", instant=True),
         ], w=8, decimals=0,
            description="Turns whose wait passed OTEL_LIVEKIT_SLOW_TURN_SECONDS (1.5 s by default), "
-                       "by the part that took longest."),
+                       "by the part that took longest; 0 while the agents answer and none was slow."),
         panel("stat", "Slow turns in range (share)", [
             target(f"({slow} or 0 * {turns}) / {turns}", instant=True),
         ], unit="percentunit", w=4, steps=((0.05, "red"),),

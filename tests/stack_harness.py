@@ -216,8 +216,8 @@ def flush_spans() -> None:
 
 
 @contextmanager
-def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2,
-                  call: Callable[[str], None] = one_call) -> Iterator[StackRun]:  # fmt: skip
+def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2, call: Callable[[str], None] = one_call,
+                  slow_turn_seconds: float = SLOW_TURN_SECONDS) -> Iterator[StackRun]:  # fmt: skip
     """One warm-up call (its series exist before the counted range), then ``counted_calls``
     calls, all scraped every second. Every counted call after the first uses another LLM
     model, so some series are born inside the range (as a new job process's are). Spans are
@@ -225,7 +225,7 @@ def scraped_calls(endpoint: MetricsEndpoint, counted_calls: int = 2,
     memory = InMemoryMetricReader()
     delivered, exporters = span_destinations()
     telemetry = setup_tracing("none", service_name=JOB, prices=PRICES, span_exporters=exporters,
-                              slow_turn_seconds=SLOW_TURN_SECONDS,
+                              slow_turn_seconds=slow_turn_seconds,
                               metric_readers=[*endpoint.readers(), memory],
                               **endpoint.setup_options())  # fmt: skip
     try:
