@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from otel_livekit.metrics.budget import PARTS
+
 OUT = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
 PROM = {"type": "prometheus", "uid": "prometheus"}
 SEL = 'job=~"$job"'
@@ -171,9 +173,8 @@ def where_the_time_goes() -> list[Panel]:
         panel("timeseries", "Wait per turn, by part (mean, stacked: adds up to the mean wait)", [
             target(per_turn_by_part("$__rate_interval"), f"{{{{{PART}}}}}"),
         ], unit="s", stack=True,
-           description="From the user's last word (or text) to the agent's first audio: endpointing, "
-                       "on_user_turn_completed, tool_llm, tool, llm_ttft, first_sentence, tts_ttfb, "
-                       "playback and the residual, each part's seconds over the turns."),
+           description="From the user's last word (or text) to the agent's first audio: "
+                       f"{', '.join(PARTS)}; each part's seconds over the turns."),
         panel("bargauge", "Wait per turn in range, by part (mean)", [
             target(per_turn_by_part("$__range"), f"{{{{{PART}}}}}", instant=True),
         ], unit="s", description="The bars add up to the mean wait of a turn in the range."),

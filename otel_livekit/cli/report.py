@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..metrics.budget import PARTS
 from .tracefile import Call, TraceFile, Turn, read
 
 COMPONENTS: tuple[tuple[str, str, str], ...] = (
@@ -27,12 +28,10 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 )
 _COLOR = {key: color for key, _, color in COMPONENTS}
 _LABEL = {key: label for key, label, _ in COMPONENTS}
-PART_COLORS: dict[str, str] = {
-    "vad_silence": "#5b3f96", "endpointing": "#8e6fc1", "on_user_turn_completed": "#c0548a",
-    "tool_llm": "#f2b66d", "tool": "#9a5b13", "llm_ttft": "#e8892b", "realtime_ttft": "#c4561b",
-    "first_sentence": "#d9b92e", "tts_ttfb": "#3b82c4", "playback": "#2f9e8f", "residual": "#9aa3ad",
-}  # fmt: skip
-"""The turn budget's parts (metrics/budget.py), drawn in the order they happened."""
+PART_COLORS: dict[str, str] = dict(zip(PARTS, (
+    "#5b3f96", "#8e6fc1", "#c0548a", "#f2b66d", "#9a5b13", "#e8892b", "#c4561b", "#d9b92e", "#3b82c4",
+    "#2f9e8f", "#9aa3ad"), strict=True))  # fmt: skip
+"""A colour per part of the turn budget (``metrics.budget.PARTS``, in the order they happen)."""
 WATERFALL_WIDTH, WATERFALL_LEFT = 460, 4
 
 
@@ -113,14 +112,11 @@ def render(data: TraceFile, source: str) -> str:
 
 
 def _legend() -> str:
-    items = "".join(
-        f'<span class="key"><i style="background:{color}"></i>{escape(label)}</span>'
-        for key, label, color in COMPONENTS
-    )
-    parts = "".join(
-        f'<span class="key"><i style="background:{color}"></i>{escape(part)}</span>'
-        for part, color in PART_COLORS.items()
-    )
+    def key(label: str, color: str) -> str:
+        return f'<span class="key"><i style="background:{color}"></i>{escape(label)}</span>'
+
+    items = "".join(key(label, color) for _, label, color in COMPONENTS)
+    parts = "".join(key(part, color) for part, color in PART_COLORS.items())
     return f'<p class="legend">{items}</p><p class="legend">where the wait went: {parts}</p>'
 
 
@@ -245,10 +241,9 @@ def _slowest(calls: list[Call], n: int = 10) -> str:
 
 def _mostly(t: Turn) -> str:
     """The part that took most of the wait, and how long."""
-    if not t.budget or not t.dominant:
+    if not t.dominant or t.dominant not in t.parts:
         return ""
-    seconds = sum(s for p, s in t.budget if p == t.dominant)
-    return f"{t.dominant} {seconds:.3f}"
+    return f"{t.dominant} {t.parts[t.dominant]:.3f}"
 
 
 def _flags(t: Turn) -> str:
@@ -358,13 +353,10 @@ def _turn(call_number: int, t: Turn, scale: float) -> str:
         if (v := _value(t, key)) is not None
     )
     if t.budget:
-        parts: dict[str, float] = {}
-        for part, seconds in t.budget:
-            parts[part] = parts.get(part, 0.0) + seconds
         values += "".join(
             f'<span class="p" data-part="{escape(part)}" data-value="{seconds!r}">'
             f'<i style="background:{PART_COLORS.get(part, "#666")}"></i>{escape(part)} {seconds:.3f}s</span>'
-            for part, seconds in parts.items()
+            for part, seconds in t.parts.items()
         )
         values += f'<span class="t">wait {_fmt(t.budget_total)}s, mostly {escape(t.dominant or "")}</span>'
     elif t.tools and t.remainder is not None:

@@ -86,6 +86,14 @@ class Turn:
         return f"turn-{self.span.trace_id[:12]}-{self.index}"
 
     @property
+    def parts(self) -> dict[str, float]:
+        """Seconds per part of the budget (a part that came back, a second tool round, summed)."""
+        out: dict[str, float] = {}
+        for part, seconds in self.budget:
+            out[part] = out.get(part, 0.0) + seconds
+        return out
+
+    @property
     def total(self) -> float | None:
         """The budget's total (the wait, text turns too); else LiveKit's e2e; else the sum of
         the known parts."""

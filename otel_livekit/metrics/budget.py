@@ -1,13 +1,13 @@
 """Where a turn's silence went: the critical path from the user's last word (or text input)
 to the agent's first audio, cut into named parts that add up to the wait.
 
-Each source (the VAD's silence, endpointing, the ``on_user_turn_completed`` hook, tool-calling LLM requests,
-tools, the reply's LLM, its first sentence, TTS, playback) gives an interval on the wall
-clock. ``walk`` goes through them in the order they started with a cursor from the start
-of the wait: a part counts only the time after the cursor (so overlaps are never counted
-twice, and preemptive generation counts only what is left after the end of turn), and
-any time nothing accounts for is the ``residual``. The parts telescope: they sum to the
-wait by construction, to the float.
+Each source (the VAD's silence, endpointing, the ``on_user_turn_completed`` hook,
+tool-calling LLM requests, tools, the reply's LLM, its first sentence, TTS, playback) gives
+an interval on the wall clock. ``walk`` goes through them in the order they started with a
+cursor from the start of the wait: a part counts only the time after the cursor (so overlaps
+are never counted twice, and preemptive generation counts only what is left after the end of
+turn), and any time nothing accounts for is the ``residual``. The parts telescope: they sum
+to the wait by construction, to the float.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ TTS_TTFB = "tts_ttfb"
 PLAYBACK = "playback"
 RESIDUAL = "residual"
 
-PARTS: tuple[str, ...] = (VAD_SILENCE, ENDPOINTING, ON_USER_TURN_COMPLETED, TOOL_LLM, TOOL, LLM_TTFT,
-                          REALTIME_TTFT, FIRST_SENTENCE, TTS_TTFB, PLAYBACK, RESIDUAL)  # fmt: skip
+PARTS: tuple[str, ...] = (VAD_SILENCE, ENDPOINTING, ON_USER_TURN_COMPLETED, TOOL_LLM, TOOL,
+                          LLM_TTFT, REALTIME_TTFT, FIRST_SENTENCE, TTS_TTFB, PLAYBACK, RESIDUAL)  # fmt: skip
 """Every part name: the values of the histogram's ``voice_agent.turn.part`` attribute."""
 
 PART_DESCRIPTIONS: dict[str, str] = {
