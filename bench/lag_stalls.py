@@ -16,6 +16,7 @@ what overlapped it:
 The heap is frozen after the warm-up unless ``--no-freeze`` (as in the bench).
 
 Run: .venv/bin/python bench/lag_stalls.py off|on [--seconds 20] [--no-freeze] [--phases] [--tasks]
+     [--calls 10] [--late-ms 5] [--summary]
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def main() -> None:
     ap.add_argument("--phases", action="store_true")
     ap.add_argument("--tasks", action="store_true")
     ap.add_argument("--calls", type=int, default=10, help="concurrent calls in the process")
+    ap.add_argument("--late-ms", type=float, default=5.0, help="a tick later than this is explained")
+    ap.add_argument("--summary", action="store_true", help="causes only, not one line per late tick")
     args = ap.parse_args()
     import logging
 
@@ -210,10 +213,11 @@ def main() -> None:
     for t, tid, ns in RECORD.iter_unpack(Path(cpu_file).read_bytes()):
         rows[tid].append((t, ns))
     os.unlink(cpu_file)
-    late = [(at, lag) for at, lag in ticks if lag > 5]
+    late = [(at, lag) for at, lag in ticks if lag > args.late_ms]
     blame: collections.Counter[str] = collections.Counter()
     print(f"telemetry {args.mode}, heap {'not ' if args.no_freeze else ''}frozen: {len(ticks)} ticks, "
-          f"{len(late)} late by > 5 ms, max {max(lag for _, lag in ticks):.1f} ms")  # fmt: skip
+          f"{len(late)} late by > {args.late_ms:g} ms, "
+          f"max {max(lag for _, lag in ticks):.1f} ms")  # fmt: skip
     for g in range(3):
         d = [(e - s) * 1000 for s, e, gen in pauses if gen == g]
         if d:
@@ -226,7 +230,8 @@ def main() -> None:
         )
         who = ", ".join(f"{name} {ms:.1f}" for ms, name in used if ms >= 0.5) or "nobody"
         gc_text = ", ".join(f"gen-{g} {ms:.1f} ms" for g, ms in gcs) or "none"
-        print(f"  late {lag:6.1f} ms | GC: {gc_text} | CPU ms meanwhile: {who}")
+        if not args.summary:
+            print(f"  late {lag:6.1f} ms | GC: {gc_text} | CPU ms meanwhile: {who}")
         busiest = used[0][1] if used and used[0][0] >= 0.5 else "?"
         blame["GC" if any(ms > lag / 2 for _, ms in gcs) else busiest] += 1
     print("late ticks by cause (GC if a collection covers over half the lag, else the busiest thread):")

@@ -7,6 +7,7 @@ all carry the same numbers."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -110,11 +111,16 @@ def _record(scenarios: list[dict[str, Any]]) -> Run:
                   slow_turn_seconds=1.5)  # fmt: skip
     budgets: list[TurnBudget] = []
     remove = on_turn_budget(budgets.append)
+    # as LiveKit's forkserver does for a job process: a full collection of what earlier tests
+    # left in this process (~0.1 s) would otherwise land in some turn's residual now and then
+    gc.collect()
+    gc.freeze()
     try:
         for kw in scenarios:
             asyncio.run(run_offline_session(**kw))
         run = Run(budgets, list(exporter.get_finished_spans()), Points(reader))
     finally:
+        gc.unfreeze()
         remove()
         reset_otel_globals()
     return run

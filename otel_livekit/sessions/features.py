@@ -22,6 +22,7 @@ from ..installation import Installation, installed
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
+from .listeners import listener
 from .logs import CallLogs
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
@@ -172,10 +173,10 @@ def attach(session: Any, inst: Any) -> _CallState | None:
             return None
         state = _CallState(features, inst)
         ref = weakref.ref(session)
-        session.on("conversation_item_added", state.on_item)
-        session.on("user_input_transcribed", state.on_transcribed)
+        session.on("conversation_item_added", listener(state.on_item))
+        session.on("user_input_transcribed", listener(state.on_transcribed))
         close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
-        session.on("close", close)
+        session.on("close", listener(close))
         return state
     except Exception:
         logger.warning("otel_livekit: could not attach per-call features", exc_info=True)

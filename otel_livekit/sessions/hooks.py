@@ -25,6 +25,7 @@ from ..metrics.pricing import load_prices
 from ..metrics.recorder import Recorder
 from ..metrics.turns import TurnTracker
 from .features import attach as attach_call_features
+from .listeners import listener
 
 logger = logging.getLogger("otel_livekit")
 
@@ -78,7 +79,7 @@ class SessionInstrumentation:
         # rtc.EventEmitter.on: AgentSession.on warns that metrics_collected is deprecated,
         # yet it is still the only source of VAD health and cancelled requests
         # — the one subscriber per session: the per-call features hear it from here
-        rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)  # type: ignore[arg-type]
+        rtc.EventEmitter.on(session, "metrics_collected", self._safe(self._on_metrics))  # type: ignore[arg-type]
         for name, handler in handlers.items():
             session.on(name, self._safe(handler))  # type: ignore[arg-type]
         recorder.add("voice_agent.sessions.started", 1)
@@ -86,15 +87,10 @@ class SessionInstrumentation:
         self.call = attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
-        @functools.wraps(handler)
-        def run(ev: Any) -> None:
-            try:
-                handler(ev)
-            except Exception:
-                self.recorder.once.warn(handler.__name__, "otel_livekit: %s failed",
-                                        handler.__name__, exc_info=True)  # fmt: skip
+        def failed(name: str) -> None:
+            self.recorder.once.warn(name, "otel_livekit: %s failed", name, exc_info=True)
 
-        return run
+        return listener(handler, failed)
 
     def _on_metrics(self, ev: Any) -> None:
         self.recorder.record(getattr(ev, "metrics", ev), self.turns)
