@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from ...installation import Installation
@@ -189,16 +189,46 @@ class CountingSession(requests.Session):
 
 
 class CountingBatchSpanProcessor(BatchSpanProcessor):
-    """Counts the spans it queues, so a cut-short flush can say how many never left."""
+    """Counts the spans it queues, so a cut-short flush can say how many never left; queues
+    each span :func:`compact`."""
 
     def __init__(self, exporter: SpanExporter, health: ExportHealth) -> None:
         super().__init__(exporter)
         self._health = health
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is not None and span.context.trace_flags.sampled:
-            self._health.queued += 1
-        super().on_end(span)
+        if span.context is None or not span.context.trace_flags.sampled:
+            return  # the SDK's processor queues only sampled spans too
+        self._health.queued += 1
+        super().on_end(compact(span))
+
+
+def compact(span: ReadableSpan) -> ReadableSpan:
+    """The ended span as the queue keeps it until its export (up to the batch delay, 5 s):
+    plain containers in place of the SDK's lock-guarded ones (an empty events or links list
+    is a lock, a deque and the list; attributes a lock, a dict and the mapping). A queued
+    span is then about 7 objects for the garbage collector to walk instead of about 15, and
+    a busy process's collections — pauses on the agent's loop — are that much shorter.
+    Unchanged when the SDK dropped anything (its counts live in those containers)."""
+    if span.dropped_attributes or span.dropped_events or span.dropped_links:
+        return span
+    events = span.events
+    if any(e.dropped_attributes for e in events):
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=dict(span.attributes or {}),
+        events=tuple(Event(e.name, dict(e.attributes or {}), e.timestamp) for e in events),
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 class ReportingSpanExporter(SpanExporter):

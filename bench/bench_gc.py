@@ -1,0 +1,111 @@
+"""What telemetry costs the agent's process in garbage collections and loop CPU, per call.
+
+The lag bench (bench_faults.py) counts late ticks: a handful per run, so its on/off ratios
+are noisy on a shared machine. This one counts what makes them — the collections (each a
+pause of the event loop) and the loop thread's CPU — over the same workload: ``--calls``
+concurrent offline calls at a conversational pace for ``--seconds``, OTLP export to a
+loopback backend, heap frozen after a warm-up as LiveKit's forkserver does. Each arm runs
+in its own process, ``--repeat`` times, alternated.
+
+Run: .venv/bin/python bench/bench_gc.py [--calls 32] [--seconds 15] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_faults import calls_until  # noqa: E402
+from loopback import backend  # noqa: E402
+
+
+def child(mode: str, calls: int, seconds: float, url: str) -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+    if mode == "on":
+        os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
+        os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
+        from otel_livekit import setup_tracing
+
+        setup_tracing("otlp", endpoint=url)
+    pauses: list[tuple[int, float]] = []
+    began = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
+
+    async def run() -> dict[str, Any]:
+        await calls_until(time.monotonic() + 5, calls)
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(on_gc)
+        loop0, process0 = time.thread_time(), time.process_time()
+        made = await calls_until(time.monotonic() + seconds, calls)
+        loop = time.thread_time() - loop0
+        others = time.process_time() - process0 - loop
+        gc.callbacks.remove(on_gc)
+        by_gen: dict[int, list[float]] = collections.defaultdict(list)
+        for g, ms in pauses:
+            by_gen[g].append(ms)
+        return {
+            "calls": made,
+            "loop_cpu_ms_per_call": loop * 1000 / made,
+            "other_threads_cpu_ms_per_call": others * 1000 / made,
+            **{f"gen{g}_collections": len(by_gen[g]) for g in range(3)},
+            **{f"gen{g}_pause_ms": sum(by_gen[g]) for g in range(3)},
+            "gen1_longest_ms": max(by_gen[1], default=0.0),
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--child")
+    ap.add_argument("--url")
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.calls, args.seconds, args.url)
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    with backend("healthy") as url:
+        for _ in range(args.repeat):
+            for mode in ("off", "on"):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", mode, "--calls", str(args.calls),
+                     "--seconds", str(args.seconds), "--url", url],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{args.calls} concurrent calls, {args.seconds:.0f} s per run, {args.repeat} runs per arm "
+          f"(medians; collections and pauses per run)\n")  # fmt: skip
+    keys = list(runs["off"][0])
+    print("| measure | telemetry off | telemetry on | on / off |\n|---|---|---|---|")
+    for k in keys:
+        off = statistics.median(r[k] for r in runs["off"])
+        on = statistics.median(r[k] for r in runs["on"])
+        ratio = f"{on / off:.2f}" if off >= 0.5 else "–"  # nothing to compare with
+        print(f"| {k} | {off:.1f} | {on:.1f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
