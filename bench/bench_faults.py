@@ -44,7 +44,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from loopback import Backend, backend, free_port, rss_mb  # noqa: E402
+from loopback import Backend, GcPauses, backend, free_port, rss_mb  # noqa: E402
 
 CALLS = 10
 TURNS = ("hello", "what's the weather?", "bye")
@@ -72,25 +72,24 @@ async def calls_until(deadline: float, n: int = CALLS) -> int:
     return done
 
 
-def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: int = CALLS) -> None:
+def child_telemetry(on: bool, url: str) -> None:
+    """A measured child's set-up, the same in every lag and GC bench: warnings off; with
+    telemetry on, OTLP export to ``url`` (spool on, metrics every 5 s during the run too)."""
     import logging
 
     logging.disable(logging.WARNING)
     os.environ.pop("OTEL_EXPORTER_OTLP_TIMEOUT", None)  # the SDK's default 10 s
     os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"  # metrics exported during the run too
     os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
-    if mode != "off":
+    if on:
         from otel_livekit import setup_tracing
 
         setup_tracing("otlp", endpoint=url)
-    pauses: list[tuple[int, float]] = []  # (generation, ms) of every collection during the run
-    began = [0.0]
 
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
+
+def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: int = CALLS) -> None:
+    child_telemetry(mode != "off", url)
+    gc_pauses = GcPauses()  # every collection during the run
 
     async def run() -> dict[str, Any]:
         lags: list[float] = []
@@ -108,12 +107,11 @@ def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: i
             gc.collect()
             heap = len(gc.get_objects())
             gc.freeze()
-        gc.callbacks.append(on_gc)
-        tick = asyncio.create_task(ticker())
-        made = await calls_until(time.monotonic() + seconds, calls)
-        stop = True
-        await tick
-        gc.callbacks.remove(on_gc)
+        with gc_pauses:
+            tick = asyncio.create_task(ticker())
+            made = await calls_until(time.monotonic() + seconds, calls)
+            stop = True
+            await tick
         gc.unfreeze()
         started = time.perf_counter()
         gc.collect()  # what a full collection of the whole heap costs this process
@@ -121,8 +119,8 @@ def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: i
         q = statistics.quantiles(lags, n=100)
         return {"p50": q[49], "p99": q[98], "max": max(lags), "over_5ms": sum(x > 5 for x in lags),
                 "ticks": len(lags), "calls": made, "frozen": freeze, "heap_objects_after_warmup": heap,
-                "gen2_collections": sum(g == 2 for g, _ in pauses),
-                "longest_gc_ms": max((ms for _, ms in pauses), default=0.0),
+                "gen2_collections": len(gc_pauses.ms(2)),
+                "longest_gc_ms": max(gc_pauses.ms(), default=0.0),
                 "full_gc_unfrozen_ms": full, "lags": lags}  # fmt: skip
 
     print(json.dumps(asyncio.run(run())))

@@ -14,63 +14,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import gc
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_faults import calls_until  # noqa: E402
-from loopback import backend  # noqa: E402
+from bench_faults import calls_until, child_telemetry  # noqa: E402
+from loopback import GcPauses, backend  # noqa: E402
 
 
 def child(mode: str, calls: int, seconds: float, url: str) -> None:
-    import logging
-
-    logging.disable(logging.WARNING)
-    if mode == "on":
-        os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
-        os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
-        from otel_livekit import setup_tracing
-
-        setup_tracing("otlp", endpoint=url)
-    pauses: list[tuple[int, float]] = []
-    began = [0.0]
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
+    child_telemetry(mode == "on", url)
 
     async def run() -> dict[str, Any]:
         await calls_until(time.monotonic() + 5, calls)
         gc.collect()
         gc.freeze()
-        gc.callbacks.append(on_gc)
-        loop0, process0 = time.thread_time(), time.process_time()
-        made = await calls_until(time.monotonic() + seconds, calls)
-        loop = time.thread_time() - loop0
-        others = time.process_time() - process0 - loop
-        gc.callbacks.remove(on_gc)
-        by_gen: dict[int, list[float]] = collections.defaultdict(list)
-        for g, ms in pauses:
-            by_gen[g].append(ms)
+        with GcPauses() as gc_pauses:
+            loop0, process0 = time.thread_time(), time.process_time()
+            made = await calls_until(time.monotonic() + seconds, calls)
+            loop = time.thread_time() - loop0
+            others = time.process_time() - process0 - loop
         return {
             "calls": made,
             "loop_cpu_ms_per_call": loop * 1000 / made,
             "other_threads_cpu_ms_per_call": others * 1000 / made,
-            **{f"gen{g}_collections": len(by_gen[g]) for g in range(3)},
-            **{f"gen{g}_pause_ms": sum(by_gen[g]) for g in range(3)},
-            "gen1_longest_ms": max(by_gen[1], default=0.0),
+            **{f"gen{g}_collections": len(gc_pauses.ms(g)) for g in range(3)},
+            **{f"gen{g}_pause_ms": sum(gc_pauses.ms(g)) for g in range(3)},
+            "gen1_longest_ms": max(gc_pauses.ms(1), default=0.0),
         }
 
     print(json.dumps(asyncio.run(run())))

@@ -40,6 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_faults import calls_until  # noqa: E402
+from loopback import GcPauses  # noqa: E402
 
 RECORD = struct.Struct("dqq")  # perf_counter, thread id, ns on CPU
 
@@ -161,14 +162,7 @@ def main() -> None:
         setup_tracing("otlp", endpoint=url)
         if args.phases:
             time_phases()
-    pauses: list[tuple[float, float, int]] = []  # start, end, generation
-    began = [0.0]
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            pauses.append((began[0], time.perf_counter(), info["generation"]))
+    gc_pauses = GcPauses()
 
     if args.tasks:
         time_tasks()
@@ -190,17 +184,16 @@ def main() -> None:
         if not args.no_freeze:  # without it, no collect either (a collect defers the next gen-2)
             gc.collect()
             gc.freeze()
-        gc.callbacks.append(on_gc)
-        task = asyncio.create_task(ticker())
-        await asyncio.sleep(0)  # the step that froze the heap is not counted
-        COUNTING[0] = True
-        loop_cpu = time.thread_time()
-        made = await calls_until(time.monotonic() + args.seconds, args.calls)
-        loop_cpu = time.thread_time() - loop_cpu
-        COUNTING[0] = False
-        stop = True
-        await task
-        gc.callbacks.remove(on_gc)
+        with gc_pauses:
+            task = asyncio.create_task(ticker())
+            await asyncio.sleep(0)  # the step that froze the heap is not counted
+            COUNTING[0] = True
+            loop_cpu = time.thread_time()
+            made = await calls_until(time.monotonic() + args.seconds, args.calls)
+            loop_cpu = time.thread_time() - loop_cpu
+            COUNTING[0] = False
+            stop = True
+            await task
         print(f"calls {made}, the loop thread's CPU during the run {loop_cpu * 1000:.0f} ms")
         return ticks
 
@@ -219,12 +212,12 @@ def main() -> None:
           f"{len(late)} late by > {args.late_ms:g} ms, "
           f"max {max(lag for _, lag in ticks):.1f} ms")  # fmt: skip
     for g in range(3):
-        d = [(e - s) * 1000 for s, e, gen in pauses if gen == g]
+        d = gc_pauses.ms(g)
         if d:
             print(f"  gen-{g} collections: {len(d)}, longest {max(d):.1f} ms")
     for at, lag in late:
         start = at - (lag + 1) / 1000
-        gcs = [(g, (e - s) * 1000) for s, e, g in pauses if s < at and e > start]
+        gcs = [(g, (e - s) * 1000) for g, s, e in gc_pauses.pauses if s < at and e > start]
         used = sorted(
             ((ms, names.get(tid, str(tid))) for tid, ms in cpu_ms(rows, start, at).items()), reverse=True
         )

@@ -118,6 +118,23 @@ def test_every_session_callback_is_cheap_for_livekits_emitter() -> None:
     assert all(list(inspect.signature(cb).parameters) == ["ev"] for cb in ours)
 
 
+def test_a_failing_listener_is_reported_by_name_and_never_raises_into_the_emitter() -> None:
+    from livekit import rtc
+
+    from otel_livekit.sessions.listeners import listener
+
+    def _on_item(ev: Any) -> None:
+        raise ValueError(ev)
+
+    failures: list[str] = []
+    emitter: rtc.EventEmitter[str] = rtc.EventEmitter()
+    emitter.on("conversation_item_added", listener(_on_item, failures.append))
+    emitter.emit("conversation_item_added", "item")
+    assert failures == ["_on_item"]
+    with pytest.raises(ValueError):
+        listener(_on_item)("item")  # without on_error, the handler's own guard is all there is
+
+
 def test_one_metrics_collected_subscriber_per_session_and_shutdown_takes_every_hook_back() -> None:
     """The recorder and the per-call features hear metrics_collected through one handler;
     shutdown restores AgentSession.start, clears the features and stops the drainer."""

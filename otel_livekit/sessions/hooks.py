@@ -87,10 +87,10 @@ class SessionInstrumentation:
         self.call = attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
-        def failed(name: str) -> None:
-            self.recorder.once.warn(name, "otel_livekit: %s failed", name, exc_info=True)
+        return listener(handler, self._failed)
 
-        return listener(handler, failed)
+    def _failed(self, name: str) -> None:
+        self.recorder.once.warn(name, "otel_livekit: %s failed", name, exc_info=True)
 
     def _on_metrics(self, ev: Any) -> None:
         self.recorder.record(getattr(ev, "metrics", ev), self.turns)

@@ -20,6 +20,7 @@ def listener(
 ) -> Callable[[Any], None]:
     """``handler`` as an event callback: one argument, a precomputed signature, and, with
     ``on_error``, no exception into LiveKit's emitter (``on_error`` gets the handler's name)."""
+    name = getattr(handler, "__name__", "handler")
 
     def run(ev: Any) -> None:
         if on_error is None:
@@ -28,8 +29,8 @@ def listener(
         try:
             handler(ev)
         except Exception:
-            on_error(getattr(handler, "__name__", "handler"))
+            on_error(name)
 
-    run.__name__ = run.__qualname__ = getattr(handler, "__name__", "handler")
+    run.__name__ = run.__qualname__ = name
     run.__signature__ = ONE_ARGUMENT  # type: ignore[attr-defined]
     return run
