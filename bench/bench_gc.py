@@ -7,7 +7,7 @@ concurrent offline calls at a conversational pace for ``--seconds``, OTLP export
 loopback backend, heap frozen after a warm-up as LiveKit's forkserver does. Each arm runs
 in its own process, ``--repeat`` times, alternated.
 
-Run: .venv/bin/python bench/bench_gc.py [--calls 32] [--seconds 15] [--repeat 3]
+Run: .venv/bin/python bench/bench_gc.py [--calls 32] [--seconds 15] [--repeat 3] [--livekit]
 """
 
 from __future__ import annotations
@@ -29,8 +29,24 @@ from bench_faults import calls_until, child_telemetry  # noqa: E402
 from loopback import GcPauses, backend  # noqa: E402
 
 
+def livekit_only(url: str) -> None:
+    """LiveKit's own recipe, without this package: an SDK tracer provider with a batch
+    processor and the OTLP exporter, handed to ``livekit.agents.telemetry``. What any OTel
+    set-up pays for LiveKit's spans, so ``on`` can be split into theirs and ours."""
+    from livekit.agents.telemetry import set_tracer_provider
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    set_tracer_provider(provider)
+
+
 def child(mode: str, calls: int, seconds: float, url: str) -> None:
     child_telemetry(mode == "on", url)
+    if mode == "livekit":
+        livekit_only(url)
 
     async def run() -> dict[str, Any]:
         await calls_until(time.monotonic() + 5, calls)
@@ -60,13 +76,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--child")
     ap.add_argument("--url")
+    ap.add_argument(
+        "--livekit", action="store_true", help="also LiveKit's own tracing recipe, without this package"
+    )
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.calls, args.seconds, args.url)
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    modes = ("off", "livekit", "on") if args.livekit else ("off", "on")
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     with backend("healthy") as url:
         for _ in range(args.repeat):
-            for mode in ("off", "on"):
+            for mode in modes:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", mode, "--calls", str(args.calls),
                      "--seconds", str(args.seconds), "--url", url],
@@ -76,12 +96,13 @@ def main() -> None:
     print(f"{args.calls} concurrent calls, {args.seconds:.0f} s per run, {args.repeat} runs per arm "
           f"(medians; collections and pauses per run)\n")  # fmt: skip
     keys = list(runs["off"][0])
-    print("| measure | telemetry off | telemetry on | on / off |\n|---|---|---|---|")
+    heads = {"off": "telemetry off", "livekit": "LiveKit's recipe", "on": "telemetry on"}
+    print("| measure | " + " | ".join(heads[m] for m in modes) + " | on / off |")
+    print("|---" * (len(modes) + 2) + "|")
     for k in keys:
-        off = statistics.median(r[k] for r in runs["off"])
-        on = statistics.median(r[k] for r in runs["on"])
-        ratio = f"{on / off:.2f}" if off >= 0.5 else "–"  # nothing to compare with
-        print(f"| {k} | {off:.1f} | {on:.1f} | {ratio} |")
+        med = {m: statistics.median(r[k] for r in runs[m]) for m in modes}
+        ratio = f"{med['on'] / med['off']:.2f}" if med["off"] >= 0.5 else "–"  # nothing to compare with
+        print(f"| {k} | " + " | ".join(f"{med[m]:.1f}" for m in modes) + f" | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -408,7 +408,8 @@ def _build_and_install(
         langfuse=mapping if mapping is not None else plan.backend == "langfuse",
     )  # fmt: skip
     features = session_features.configure(
-        policy=config.policy, defaults=defaults, report_dir=config.report_dir, on_report=on_report
+        policy=config.policy, defaults=defaults, report_dir=config.report_dir, on_report=on_report,
+        span_destinations=config.span_destinations,
     )
     quiet_repeated_exporter_logs(installation)
     span_index = SpanIndex()

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import reset_otel_globals
 from otlp_receiver import OtlpReceiver, attrs
 
 from otel_livekit import set_call_attributes, setup_tracing
@@ -156,3 +159,62 @@ def test_bad_content_settings_fail_at_setup_naming_the_variable(
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigurationError, match=named):
         setup_tracing("console")
+
+
+def _report_events(
+    monkeypatch: pytest.MonkeyPatch, *contents: str | None
+) -> list[tuple[dict[str, Any], int]]:
+    """For each content setting, one call: the report event's attributes on its exported
+    ``agent_session`` span, and how many times the report serialised LiveKit's chat history
+    (LiveKit's own LLM spans serialise it too, for their content)."""
+    from livekit.agents.llm import ChatContext
+
+    serialised: list[int] = []
+    to_dict = ChatContext.to_dict
+
+    def counted(self: ChatContext, *args: Any, **kwargs: Any) -> Any:
+        if any(f.filename.endswith(os.path.join("sessions", "report.py")) for f in traceback.extract_stack()):
+            serialised.append(1)
+        return to_dict(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatContext, "to_dict", counted)  # a spy on LiveKit, ours unchanged
+    out = []
+    with OtlpReceiver() as backend:
+        for content in contents:
+            reset_otel_globals()
+            serialised.clear()
+            t = setup_tracing("otlp", endpoint=backend.url, content=content)
+            asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0, room_name=ROOM))
+            assert t.force_flush()
+            count = len(serialised)
+            (session_span,) = [s for _, s in backend.spans() if s.name == "agent_session"]
+            backend.requests.clear()
+            (event,) = [e for e in session_span.events if e.name == "voice_agent.session.report"]
+            out.append((attrs(event.attributes), count))
+        reset_otel_globals()  # the last one shut down while its backend still answers
+    return out
+
+
+def test_the_span_event_carries_content_only_for_a_destination_that_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (with_content, serialised), (without, serialised_without) = _report_events(monkeypatch, "otlp", None)
+    full = json.loads(with_content["voice_agent.pii.session.report"])
+    bare = json.loads(with_content["voice_agent.session.report"])
+    assert full["chat_history"]["items"][-1]["content"] == [REPLY]
+    assert [x["text"] for x in full["transcript"]] == ["hello", REPLY]
+    assert REPLY not in with_content["voice_agent.session.report"]
+    assert serialised == 1
+    # the report without content is the same whether or not content was made beside it
+    assert "voice_agent.pii.session.report" not in without
+    bare_alone = json.loads(without["voice_agent.session.report"])
+    assert list(bare_alone) == list(bare)  # the same keys in the same order
+    assert [e["type"] for e in bare_alone["events"]] == [e["type"] for e in bare["events"]]
+    assert [e["type"] for e in bare["events"]] == [e["type"] for e in full["events"]]
+    assert "metrics_collected" not in {e["type"] for e in bare_alone["events"]}
+    assert [(x["role"], x["turn_id"] is not None) for x in bare_alone["turns"]] == [
+        ("user", True), ("assistant", True)
+    ]  # fmt: skip
+    assert bare_alone["options"] == bare["options"] and bare_alone["session_id"] == ROOM
+    # and nobody asked for content: LiveKit's chat history was never serialised at close
+    assert serialised_without == 0

@@ -3,9 +3,10 @@ and attaches them to each session (one call from the session instrumentation).""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def configure(
     defaults: CallDefaults,
     report_dir: Path | None,
     on_report: ReportCallback | None,
+    span_destinations: Sequence[str] = (),
 ) -> SessionFeatures:
     """From the resolved configuration (checked there); builds, installs nothing."""
     features = SessionFeatures(policy, defaults, CallAttributesProcessor(defaults))
@@ -63,6 +65,7 @@ def configure(
         callback=on_report,
         report_rule=policy.rule(REPORT),
         logs_rule=policy.rule(LOGS),
+        span_content=any(policy.rule(d).events for d in span_destinations),
     )
     return features
 
@@ -80,13 +83,7 @@ def install(
     features.logs = CallLogs(mode, tracer_provider, resource, exporter, features.policy.rule(LOGS))
     if features.logs.provider is not None:
         log = features.logs.provider.get_logger("otel_livekit.sessions")
-        features.sinks = ReportSinks(
-            report_dir=features.sinks.report_dir,
-            callback=features.sinks.callback,
-            report_rule=features.sinks.report_rule,
-            log=log,
-            logs_rule=features.sinks.logs_rule,
-        )
+        features.sinks = dataclasses.replace(features.sinks, log=log)
     installation.features = features
     installation.add("per-call features", lambda: _uninstall(installation, features))
 
@@ -155,8 +152,9 @@ class _CallState:
                 "session_id": session_id or "",
                 "user_id": user_id or "",
             }
-            full, bare = build(session, ids, self.transcript.lines, getattr(self._inst(), "summary", None))
-            emit(self.features.sinks, span, full, bare)
+            sinks = self.features.sinks
+            summary = getattr(self._inst(), "summary", None)
+            emit(sinks, span, build(session, ids, self.transcript.lines, summary, sinks.wants_content))
         except Exception:
             logger.warning("otel_livekit: session report failed", exc_info=True)
         self.transcript = Transcript()

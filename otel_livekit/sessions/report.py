@@ -5,6 +5,7 @@ written as JSON or handed to a callback."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -39,6 +40,40 @@ class ReportSinks:
     report_rule: ContentRule = NO_CONTENT
     log: Logger | None = None
     logs_rule: ContentRule = NO_CONTENT
+    span_content: bool = False
+    """A span destination takes content in events: the span event carries the full report too."""
+
+    @property
+    def wants_content(self) -> bool:
+        """Whether any sink takes the report with content; if none does, the chat history and
+        events are never serialised (a 100-turn call's are ~0.6 MB of JSON, ~35 ms on the
+        event loop at close when built and dropped)."""
+        to_report = self.report_dir is not None or self.callback is not None
+        return (
+            self.span_content
+            or (self.log is not None and self.logs_rule.any)
+            or (to_report and self.report_rule.any)
+        )
+
+
+class Report:
+    """One session's report with and without content; each serialised at most once, when a
+    sink first asks for it."""
+
+    def __init__(self, bare: dict[str, Any], full: dict[str, Any] | None) -> None:
+        self.bare = bare
+        self.full = full
+
+    @functools.cached_property
+    def bare_json(self) -> str:
+        return json.dumps(self.bare, default=str)
+
+    @functools.cached_property
+    def full_json(self) -> str:
+        return json.dumps(self.full if self.full is not None else self.bare, default=str)
+
+    def json_for(self, rule: ContentRule) -> str:
+        return self.full_json if rule.any and self.full is not None else self.bare_json
 
 
 def livekit_report(session: Any) -> Any:
@@ -69,63 +104,73 @@ _CONTENT_KEYS = ("chat_history", "events")
 """What ``SessionReport.to_dict(include_chat_history=False, include_events=False)`` omits."""
 
 
-def build(session: Any, ids: dict[str, str], transcript: list[dict[str, Any]],
-          summary: Any) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """(with content, without content). Runs on the event loop at the session's close, so
-    LiveKit's report is serialised once: without content is the same minus the keys that
-    ``to_dict`` leaves out when asked to."""
+def build(session: Any, ids: dict[str, str], transcript: list[dict[str, Any]], summary: Any,
+          content: bool = True) -> Report:  # fmt: skip
+    """Runs on the event loop at the session's close: LiveKit's report read once (``to_dict``
+    with chat history and events only when ``content``), no JSON made here."""
     sr = livekit_report(session)
-    full: dict[str, Any] = json.loads(json.dumps(sr.to_dict(), default=str))
-    bare = {k: v for k, v in full.items() if k not in _CONTENT_KEYS}
-    bare["events"] = [
-        {"type": e.get("type"), "created_at": e.get("created_at")} for e in full.get("events", [])
-    ]
+    full: dict[str, Any] | None = None
+    if content:
+        full = sr.to_dict()
+        bare = {k: v for k, v in full.items() if k not in _CONTENT_KEYS}
+        events = full.get("events", [])
+        bare["events"] = [{"type": e.get("type"), "created_at": e.get("created_at")} for e in events]
+    else:  # the same keys, in the same order, without serialising what is left out
+        bare = sr.to_dict(include_chat_history=False, include_events=False)
+        bare["events"] = [{"type": e.type, "created_at": e.created_at}
+                          for e in sr.events if e.type != "metrics_collected"]  # fmt: skip
     for d in (full, bare):
+        if d is None:
+            continue
         d.update(ids)
         if summary is not None:
             d["cost_usd"] = summary.cost_usd
             d["agent_turns"] = summary.agent_turns
             d["interruptions"] = summary.interruptions
             d["turn_budgets"] = summary.turn_budgets
-    full["transcript"] = transcript
     bare["turns"] = [{k: v for k, v in line.items() if k != "text"} for line in transcript]
+    rows = bare["turns"]
+    if full is not None:
+        full["transcript"] = transcript
+        rows = [*rows, *transcript]
     budgets = {b["turn_id"]: b for b in getattr(summary, "turn_budgets", []) if b.get("turn_id")}
-    for rows in (full["transcript"], bare["turns"]):  # the agent's line carries its turn's wait
-        for row in rows:
-            if row.get("role") == "assistant" and row.get("turn_id") in budgets:
-                row["budget"] = budgets[row["turn_id"]]
-    return full, bare
+    for row in rows:  # the agent's line carries its turn's wait
+        if row.get("role") == "assistant" and row.get("turn_id") in budgets:
+            row["budget"] = budgets[row["turn_id"]]
+    return Report(bare, full)
 
 
-def emit(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+def emit(sinks: ReportSinks, span: Span | None, report: Report) -> None:
     """Never raises; file writing runs off the event loop."""
     for step in (_span_event, _log_record, _file, _callback):
         try:
-            step(sinks, span, full, bare)
+            step(sinks, span, report)
         except Exception:
             logger.warning("otel_livekit: session report %s failed", step.__name__, exc_info=True)
 
 
-def _span_event(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+def _span_event(sinks: ReportSinks, span: Span | None, report: Report) -> None:
     if span is None or not span.is_recording():
         return
-    span.add_event(EVENT_REPORT, {
-        ATTR_REPORT: json.dumps(bare),
-        ATTR_REPORT_CONTENT: json.dumps(full),
-        "voice_agent.close_reason": str(bare.get("close_reason", "")),
-    })  # fmt: skip
+    attributes = {
+        ATTR_REPORT: report.bare_json,
+        "voice_agent.close_reason": str(report.bare.get("close_reason", "")),
+    }
+    if sinks.span_content and report.full is not None:  # else every destination would strip it
+        attributes[ATTR_REPORT_CONTENT] = report.full_json
+    span.add_event(EVENT_REPORT, attributes)
 
 
-def _log_record(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+def _log_record(sinks: ReportSinks, span: Span | None, report: Report) -> None:
     if sinks.log is None:
         return
-    body = full if sinks.logs_rule.any else bare
+    bare = report.bare
     ctx = trace.set_span_in_context(span) if span is not None else None
     sinks.log.emit(
         context=ctx,
         severity_number=SeverityNumber.INFO,
         severity_text="INFO",
-        body=json.dumps(body),
+        body=report.json_for(sinks.logs_rule),
         event_name=EVENT_REPORT,
         attributes={k: v for k, v in bare.items() if k in ("session_id", "user_id", "trace_id", "job_id")},
     )
@@ -135,17 +180,19 @@ def _safe_name(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", value)[:80] or "session"
 
 
-def _file(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
+def _file(sinks: ReportSinks, span: Span | None, report: Report) -> None:
     if sinks.report_dir is None:
         return
-    body = full if sinks.report_rule.any else bare
+    bare = report.bare
+    body = report.full if sinks.report_rule.any and report.full is not None else bare
     path = sinks.report_dir / f"{_safe_name(str(bare.get('session_id', '')))}-{bare.get('trace_id', '')}.json"
 
     def write() -> None:
         try:
             sinks.report_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(body, indent=2))
+            # indented: the pure-Python encoder, which lets the loop have the GIL between steps
+            tmp.write_text(json.dumps(body, indent=2, default=str))
             tmp.replace(path)
         except Exception:
             logger.warning("otel_livekit: could not write the session report to %s", path, exc_info=True)
@@ -153,6 +200,6 @@ def _file(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dic
     threading.Thread(target=write, name="otel_livekit-report", daemon=False).start()
 
 
-def _callback(sinks: ReportSinks, span: Span | None, full: dict[str, Any], bare: dict[str, Any]) -> None:
-    if sinks.callback is not None:
-        sinks.callback(full if sinks.report_rule.any else bare)
+def _callback(sinks: ReportSinks, span: Span | None, report: Report) -> None:
+    if sinks.callback is not None:  # a plain JSON dict, as in the file
+        sinks.callback(json.loads(report.json_for(sinks.report_rule)))
