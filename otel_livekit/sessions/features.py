@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ..installation import Installation, installed
 from .calls import call_info, job_info, session_starting
 from .content import ContentPolicy, DestinationExporter, DestinationProcessor
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
-from .listeners import listener
+from .listeners import Listener
 from .logs import CallLogs
 from .report import ReportCallback, ReportSinks, build, emit
 from .transcript import Transcript
@@ -98,10 +98,11 @@ def _uninstall(installation: Installation, features: SessionFeatures) -> None:
 class _CallState:
     """Per session, released with it: the transcript so far and where to report."""
 
-    def __init__(self, features: SessionFeatures, inst: Any) -> None:
+    def __init__(self, features: SessionFeatures, inst: Any, session: Any) -> None:
         self.features = features
         self.recorder = inst.recorder
         self._inst = weakref.ref(inst)  # the instrumentation holds this state: no cycle back
+        self._session = weakref.ref(session)
         self.transcript = Transcript()
 
     def session_span(self) -> Any:
@@ -137,8 +138,8 @@ class _CallState:
         except Exception:
             logger.debug("otel_livekit: turn id on the user turn failed", exc_info=True)
 
-    def on_close(self, session_ref: weakref.ReferenceType[Any], ev: Any) -> None:
-        session = session_ref()
+    def on_close(self, ev: Any) -> None:
+        session = self._session()
         if session is None:
             return
         try:
@@ -169,12 +170,10 @@ def attach(session: Any, inst: Any) -> _CallState | None:
         features = installed().features
         if features is None:
             return None
-        state = _CallState(features, inst)
-        ref = weakref.ref(session)
-        session.on("conversation_item_added", listener(state.on_item))
-        session.on("user_input_transcribed", listener(state.on_transcribed))
-        close: Callable[[Any], None] = lambda ev: state.on_close(ref, ev)  # noqa: E731
-        session.on("close", listener(close))
+        state = _CallState(features, inst, session)
+        session.on("conversation_item_added", Listener(state.on_item))
+        session.on("user_input_transcribed", Listener(state.on_transcribed))
+        session.on("close", Listener(state.on_close))
         return state
     except Exception:
         logger.warning("otel_livekit: could not attach per-call features", exc_info=True)

@@ -25,7 +25,7 @@ from ..metrics.pricing import load_prices
 from ..metrics.recorder import Recorder
 from ..metrics.turns import TurnTracker
 from .features import attach as attach_call_features
-from .listeners import listener
+from .listeners import Listener
 
 logger = logging.getLogger("otel_livekit")
 
@@ -87,7 +87,7 @@ class SessionInstrumentation:
         self.call = attach_call_features(session, self)  # sessions/: call ids, transcript, report
 
     def _safe(self, handler: Any) -> Any:
-        return listener(handler, self._failed)
+        return Listener(handler, self._failed)
 
     def _failed(self, name: str) -> None:
         self.recorder.once.warn(name, "otel_livekit: %s failed", name, exc_info=True)

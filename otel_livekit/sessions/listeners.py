@@ -15,22 +15,42 @@ from typing import Any
 ONE_ARGUMENT = inspect.Signature([inspect.Parameter("ev", inspect.Parameter.POSITIONAL_ONLY)])
 
 
-def listener(
-    handler: Callable[[Any], None], on_error: Callable[[str], None] | None = None
-) -> Callable[[Any], None]:
-    """``handler`` as an event callback: one argument, a precomputed signature, and, with
-    ``on_error``, no exception into LiveKit's emitter (``on_error`` gets the handler's name)."""
-    name = getattr(handler, "__name__", "handler")
+def _unbound(callback: Callable[..., None] | None) -> tuple[Callable[..., None] | None, object | None]:
+    """(function, its object) for a bound method, which would be one more object to keep."""
+    func = getattr(callback, "__func__", None)
+    return (func, getattr(callback, "__self__", None)) if func is not None else (callback, None)
 
-    def run(ev: Any) -> None:
-        if on_error is None:
-            handler(ev)
+
+class Listener:
+    """``handler`` as an event callback: one argument, a precomputed signature, and, with
+    ``on_error``, no exception into LiveKit's emitter (``on_error`` gets the handler's name).
+
+    One slotted object per subscription, not a closure (function, its dict, cells, tuple)
+    nor bound methods: a call's callbacks die with its session, which is collected as cyclic
+    garbage, so every object kept here is one more for the process's full collection."""
+
+    __slots__ = ("__name__", "_error", "_error_owner", "_handler", "_owner")
+    __signature__ = ONE_ARGUMENT
+
+    def __init__(self, handler: Callable[[Any], None], on_error: Callable[[str], None] | None = None) -> None:
+        self.__name__ = getattr(handler, "__name__", "handler")
+        self._handler, self._owner = _unbound(handler)
+        self._error, self._error_owner = _unbound(on_error)
+
+    def __call__(self, ev: Any) -> None:
+        if self._error is None:
+            self._run(ev)
             return
         try:
-            handler(ev)
+            self._run(ev)
         except Exception:
-            on_error(name)
+            if self._error_owner is None:
+                self._error(self.__name__)
+            else:
+                self._error(self._error_owner, self.__name__)
 
-    run.__name__ = run.__qualname__ = name
-    run.__signature__ = ONE_ARGUMENT  # type: ignore[attr-defined]
-    return run
+    def _run(self, ev: Any) -> None:
+        if self._owner is None:
+            self._handler(ev)  # type: ignore[misc]
+        else:
+            self._handler(self._owner, ev)  # type: ignore[misc]
