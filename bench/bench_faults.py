@@ -87,8 +87,25 @@ def child_telemetry(on: bool, url: str) -> None:
         setup_tracing("otlp", endpoint=url)
 
 
+def livekit_only(url: str) -> None:
+    """LiveKit's own recipe, without this package: an SDK tracer provider with a batch
+    processor and the OTLP exporter, handed to ``livekit.agents.telemetry``. What any OTel
+    set-up pays for LiveKit's spans, so telemetry's cost splits into theirs and ours."""
+    from livekit.agents.telemetry import set_tracer_provider
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+    set_tracer_provider(provider)
+
+
 def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: int = CALLS) -> None:
-    child_telemetry(mode != "off", url)
+    """``mode``: off, a backend state (this package on), or ``livekit`` (LiveKit's recipe)."""
+    child_telemetry(mode not in ("off", "livekit"), url)
+    if mode == "livekit":
+        livekit_only(url)
     gc_pauses = GcPauses()  # every collection during the run
 
     async def run() -> dict[str, Any]:
@@ -154,7 +171,7 @@ def lag(
         runs: dict[str, list[dict[str, Any]]] = {"off": [], mode: []}
         for i in range(repeat):
             for run in ("off", mode) if i % 2 == 0 else (mode, "off"):  # alternated order
-                with backend(run) as url:
+                with backend("healthy" if run == "livekit" else run) as url:
                     cmd = [sys.executable, __file__, "--lag-child", run, "--lag-seconds", str(seconds),
                            "--url", url, "--calls", str(calls),
                            *([] if freeze else ["--no-freeze"])]  # fmt: skip
@@ -254,7 +271,12 @@ def main() -> None:
     ap.add_argument("--lag-seconds", type=float, default=20)
     ap.add_argument("--repeat", type=int, default=1, help="off/on pairs per backend state (alternated)")
     ap.add_argument("--no-freeze", action="store_true", help="no gc.collect(); gc.freeze() after warm-up")
-    ap.add_argument("--states", default=",".join(STATES), help="backend states to run, comma-separated")
+    ap.add_argument(
+        "--states",
+        default=",".join(STATES),
+        help="backend states to run, comma-separated; "
+        "'livekit' is LiveKit's own tracing recipe (no otel_livekit) to a healthy backend",
+    )
     ap.add_argument("--key", default="lag", help="where the lag results go in faults.json")
     ap.add_argument("--outage", type=float, default=600)
     ap.add_argument("--cap", type=int, default=64 * 1024 * 1024)
@@ -267,8 +289,9 @@ def main() -> None:
     ap.add_argument("--url")
     args = ap.parse_args()
     if args.lag_child:
-        return lag_child(args.lag_child, args.lag_seconds, args.url, freeze=not args.no_freeze,
-                         calls=args.calls)
+        return lag_child(
+            args.lag_child, args.lag_seconds, args.url, freeze=not args.no_freeze, calls=args.calls
+        )
     if args.outage_child:
         return outage_child(args.outage, args.cap, args.calls, args.off)
 

@@ -25,22 +25,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_faults import calls_until, child_telemetry  # noqa: E402
+from bench_faults import calls_until, child_telemetry, livekit_only  # noqa: E402
 from loopback import GcPauses, backend  # noqa: E402
-
-
-def livekit_only(url: str) -> None:
-    """LiveKit's own recipe, without this package: an SDK tracer provider with a batch
-    processor and the OTLP exporter, handed to ``livekit.agents.telemetry``. What any OTel
-    set-up pays for LiveKit's spans, so ``on`` can be split into theirs and ours."""
-    from livekit.agents.telemetry import set_tracer_provider
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
-    set_tracer_provider(provider)
 
 
 def child(mode: str, calls: int, seconds: float, url: str) -> None:
