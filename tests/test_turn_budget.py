@@ -152,9 +152,15 @@ def run() -> Run:
     ])  # fmt: skip
 
 
+SCHEDULING = 0.015
+"""A part this short is the loop's scheduling, not an injected delay: up to ~10 ms on a
+loaded 2-core machine (CI once saw an 'endpointing' of over 5 ms where the delay had passed
+inside the silence); the shortest injected part (``first_sentence``) is ~25 ms."""
+
+
 def _named(b: TurnBudget) -> list[str]:
     """The parts of the timeline, those of a few ms (scheduling) left out."""
-    return [s.part for s in b.timeline if s.part != "residual" and s.seconds >= 0.005]
+    return [s.part for s in b.timeline if s.part != "residual" and s.seconds >= SCHEDULING]
 
 
 def _turn_spans(run: Run) -> dict[str, ReadableSpan]:
@@ -214,7 +220,7 @@ def test_two_tool_rounds_in_the_order_they_ran(run: Run) -> None:
     assert rounds.parts["tool_llm"] == pytest.approx(2 * LLM_TTFT, abs=TOL)
     assert rounds.parts["playback"] == pytest.approx(PLAYBACK, abs=TOL)
     assert rounds.parts["vad_silence"] == pytest.approx(DEFAULT_VAD_SILENCE, abs=TOL)
-    assert rounds.parts.get("endpointing", 0.0) < 0.005  # the 0.1 s delay passed inside the silence
+    assert rounds.parts.get("endpointing", 0.0) < SCHEDULING  # the 0.1 s delay passed inside the silence
     assert rounds.dominant == "tool" and not rounds.slow
 
 
