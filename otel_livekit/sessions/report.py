@@ -70,10 +70,14 @@ class Report:
 
     @functools.cached_property
     def full_json(self) -> str:
-        return json.dumps(self.full if self.full is not None else self.bare, default=str)
+        return json.dumps(self.full, default=str)
+
+    def body_for(self, rule: ContentRule) -> dict[str, Any]:
+        """What a sink under ``rule`` gets: with content when it takes it (then it was built)."""
+        return self.full if rule.any and self.full is not None else self.bare
 
     def json_for(self, rule: ContentRule) -> str:
-        return self.full_json if rule.any and self.full is not None else self.bare_json
+        return self.bare_json if self.body_for(rule) is self.bare else self.full_json
 
 
 def livekit_report(session: Any) -> Any:
@@ -183,8 +187,7 @@ def _safe_name(value: str) -> str:
 def _file(sinks: ReportSinks, span: Span | None, report: Report) -> None:
     if sinks.report_dir is None:
         return
-    bare = report.bare
-    body = report.full if sinks.report_rule.any and report.full is not None else bare
+    bare, body = report.bare, report.body_for(sinks.report_rule)
     path = sinks.report_dir / f"{_safe_name(str(bare.get('session_id', '')))}-{bare.get('trace_id', '')}.json"
 
     def write() -> None:
