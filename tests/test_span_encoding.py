@@ -4,15 +4,12 @@ with every span once, in order, exactly as the SDK's encoder would have written 
 
 from __future__ import annotations
 
-import gc
-import itertools
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import requests
+from gil_turns import turns_typically, worst_wait_at_best
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -81,8 +78,9 @@ def test_a_batch_reaches_the_backend_as_one_request_in_chunks(spool: bool) -> No
 def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
     spans = make_spans(40)
     with OtlpReceiver() as rx:
-        exporter = DirectSpanExporter(Transport("traces", f"{rx.url}/v1/traces", timeout=2),
-                                      requests.Session())
+        exporter = DirectSpanExporter(
+            Transport("traces", f"{rx.url}/v1/traces", timeout=2), requests.Session()
+        )
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         (request,) = [r.body for r in rx.requests]
         assert [sum(len(ss.spans) for ss in rs.scope_spans) for rs in request.resource_spans] == [16, 16, 8]
@@ -91,48 +89,11 @@ def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
     with OtlpReceiver(status=400) as rx:
-        exporter = DirectSpanExporter(Transport("traces", f"{rx.url}/v1/traces", timeout=2),
-                                      requests.Session())
+        exporter = DirectSpanExporter(
+            Transport("traces", f"{rx.url}/v1/traces", timeout=2), requests.Session()
+        )
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
-
-
-def _loop_turns(encode: Callable[[], object]) -> tuple[int, float]:
-    """How often another thread (the agent's event loop) ran while ``encode`` ran, and the
-    longest it waited: a ticker thread sleeping 50 µs (shorter than the 0.1 ms hand-over, so
-    it is waiting for the GIL when one comes) notes every wake-up. Counting turns holds on a
-    loaded 2-core machine where the worst wait is noise (a slow chunk)."""
-    stamps: list[float] = []
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.is_set():
-            time.sleep(0.00005)
-            stamps.append(time.perf_counter())
-
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
-    time.sleep(0.02)
-    gc.disable()  # a collection's pause is not what is measured here
-    try:
-        start = time.perf_counter()
-        encode()
-        end = time.perf_counter()
-    finally:
-        gc.enable()
-    stop.set()
-    ticker.join()
-    inside = [s for s in stamps if start <= s <= end]
-    marks = [start, *inside, end]
-    return len(inside), max(b - a for a, b in itertools.pairwise(marks))
-
-
-def _turns_typically(encode: Callable[[], object]) -> int:
-    return sorted(_loop_turns(encode)[0] for _ in range(5))[2]  # the median of five runs
-
-
-def _worst_wait_at_best(encode: Callable[[], object]) -> float:
-    return min(_loop_turns(encode)[1] for _ in range(5))
 
 
 HAND_OVERS = -(-500 // SPANS_PER_CHUNK) - 1  # 31 for 500 spans
@@ -145,8 +106,8 @@ def test_encoding_a_batch_leaves_the_gil_to_the_event_loop_between_chunks() -> N
     """Whole-batch encoding holds the GIL until CPython's switch interval (5 ms) takes it
     away; encoding 16 spans at a time lets the waiting thread in after each chunk."""
     spans = make_spans(500)
-    assert _worst_wait_at_best(lambda: encode_spans(spans).SerializePartialToString()) >= 0.003
-    turns = _turns_typically(lambda: encode_spans_yielding(spans))
+    assert worst_wait_at_best(lambda: encode_spans(spans).SerializePartialToString()) >= 0.003
+    turns = turns_typically(lambda: encode_spans_yielding(spans))
     assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)
 
 
@@ -159,14 +120,14 @@ def test_a_destinations_view_of_a_batch_leaves_the_gil_between_chunks() -> None:
     """The content rules and the Langfuse mapping make a view of every span on the export
     thread: 500 of them in one go would hold the GIL past the switch interval."""
     spans = make_spans(500, content=True)
-    assert _worst_wait_at_best(lambda: [destination_view(s, NO_CONTENT, True) for s in spans]) >= 0.003
+    assert worst_wait_at_best(lambda: [destination_view(s, NO_CONTENT, True) for s in spans]) >= 0.003
     exporter = DestinationExporter(_Discard(), NO_CONTENT, langfuse=True)
-    turns = _turns_typically(lambda: exporter.export(spans))
+    turns = turns_typically(lambda: exporter.export(spans))
     assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)
 
 
 def test_the_lean_view_of_a_batch_leaves_the_gil_between_chunks() -> None:
     spans = make_spans(500, content=True)
     exporter = LeanExporter(_Discard(), SpanLineage())
-    turns = _turns_typically(lambda: exporter.export(spans))
+    turns = turns_typically(lambda: exporter.export(spans))
     assert turns >= ENOUGH_TURNS, (turns, HAND_OVERS)

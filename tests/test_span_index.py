@@ -50,3 +50,38 @@ def test_lookups_stay_within_a_name_and_forget_a_finished_call() -> None:
     for span in (llm, tts, other):
         span.end()
     assert len(index) == 0
+
+
+def test_a_lookup_near_the_current_span_never_scans_the_other_calls() -> None:
+    """Each metrics event looks up its call's span: scanning every open call's spans made an
+    event's cost grow with the calls running beside it in the process."""
+    index = SpanIndex()
+    tracer = provider_with(index)
+    mine = tracer.start_span("agent_session")
+    with trace.use_span(mine):
+        tts = tracer.start_span("tts_request")
+    others = [tracer.start_span("agent_session") for _ in range(50)]
+    other_tts = []
+    for session in others:
+        with trace.use_span(session):
+            other_tts.append(tracer.start_span("tts_request", attributes={"lk.speech_id": "x"}))
+
+    def untouchable() -> bool:
+        raise AssertionError("looked at another call's span")
+
+    for span in [*others, *other_tts]:
+        span.is_recording = untouchable  # type: ignore[method-assign]
+        span.__dict__["_attributes"] = None  # reading attributes would not find the speech id
+    with trace.use_span(mine):
+        assert index.find_near("agent_session") is mine
+        assert index.find_near("tts_request") is tts
+        assert index.find_near("tts_request", ("lk.speech_id", "x")) is None
+    with trace.use_span(tts):
+        assert index.find_near("tts_request") is tts
+    tts.set_attribute("lk.speech_id", "mine")
+    with trace.use_span(mine):
+        assert index.find_with("tts_request", "lk.speech_id", "mine") is tts
+    for span in [*others, *other_tts]:
+        del span.is_recording
+    mine.end()  # the call ended: only its own spans went
+    assert len(index) == 100

@@ -17,7 +17,6 @@ from dataclasses import replace
 from typing import Any
 
 import requests
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -28,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..destinations.transport import Transport
-from .encoding import encode_spans_yielding
+from .encoding import encode_metrics_yielding, encode_spans_yielding
 from .outbox import Wire, post
 
 logger = logging.getLogger("otel_livekit")
@@ -101,7 +100,7 @@ class DirectMetricExporter(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:  # fmt: skip
         try:
-            data = encode_metrics(metrics_data).SerializePartialToString()
+            data = encode_metrics_yielding(metrics_data)
         except Exception as exc:
             logger.debug("otel_livekit: cannot encode metrics: %s", exc)
             return MetricExportResult.FAILURE

@@ -10,13 +10,21 @@ wait to one chunk.
 The chunks are joined as bytes: a protobuf message's encoding followed by another's parses
 as one message whose repeated fields are concatenated, so the result is one
 ``ExportTraceServiceRequest`` with one ``ResourceSpans`` per chunk, every span once, in order.
+
+Metrics the same way, a few data points at a time, and the GIL handed over before the first
+chunk too: the SDK's collection has just held it on the same thread (1.5–2 ms for a busy
+process's 40 points), and encoding them whole would hold it 2.5–4 ms more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ...gil import PER_GIL_HOLD, let_the_loop_in
@@ -33,4 +41,62 @@ def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_
         if start:
             let_the_loop_in()  # a thread waiting for the GIL (the event loop) runs now
         parts.append(encode_spans(spans[start : start + chunk]).SerializePartialToString())
+    return b"".join(parts)
+
+
+POINTS_PER_CHUNK = PER_GIL_HOLD
+"""About 1 ms of encoding (histogram points with buckets cost ~60 µs each)."""
+
+
+def _pieces(data: MetricsData, chunk: int) -> Iterator[tuple[ResourceMetrics, ScopeMetrics, Metric, int]]:
+    """Every metric in order, one with more than ``chunk`` points cut into runs of them."""
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                values: Any = metric.data  # Sum, Gauge, Histogram…: each has data_points
+                points = list(values.data_points)
+                if len(points) <= chunk:
+                    yield rm, sm, metric, len(points)
+                    continue
+                for start in range(0, len(points), chunk):
+                    part = points[start : start + chunk]
+                    yield rm, sm, replace(metric, data=replace(values, data_points=part)), len(part)
+
+
+def _as_data(pieces: list[tuple[ResourceMetrics, ScopeMetrics, Metric]]) -> MetricsData:
+    """The pieces regrouped under their resource and scope, order kept."""
+    grouped: list[tuple[ResourceMetrics, list[tuple[ScopeMetrics, list[Metric]]]]] = []
+    for rm, sm, metric in pieces:
+        if not grouped or grouped[-1][0] is not rm:
+            grouped.append((rm, []))
+        scopes = grouped[-1][1]
+        if not scopes or scopes[-1][0] is not sm:
+            scopes.append((sm, []))
+        scopes[-1][1].append(metric)
+    return MetricsData([
+        ResourceMetrics(rm.resource, [ScopeMetrics(s.scope, ms, s.schema_url) for s, ms in scopes],
+                        rm.schema_url)
+        for rm, scopes in grouped
+    ])  # fmt: skip
+
+
+def encode_metrics_yielding(data: MetricsData, chunk: int = POINTS_PER_CHUNK) -> bytes:
+    """The serialized ``ExportMetricsServiceRequest`` for ``data``, about ``chunk`` data
+    points at a time, the GIL handed to the event loop before each chunk."""
+    parts: list[bytes] = []
+    batch: list[tuple[ResourceMetrics, ScopeMetrics, Metric]] = []
+    points = 0
+
+    def encode() -> None:
+        let_the_loop_in()
+        parts.append(encode_metrics(_as_data(batch)).SerializePartialToString())
+
+    for rm, sm, metric, n in _pieces(data, chunk):
+        if batch and points + n > chunk:
+            encode()
+            batch, points = [], 0
+        batch.append((rm, sm, metric))
+        points += n
+    if batch:
+        encode()
     return b"".join(parts)

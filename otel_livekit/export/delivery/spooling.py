@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -35,7 +34,7 @@ from ...errors import ConfigurationError
 from ...writable import writable_directory
 from ..destinations.transport import Transport
 from .direct import wire
-from .encoding import encode_spans_yielding
+from .encoding import encode_metrics_yielding, encode_spans_yielding
 from .health import ExportHealth, metric_points
 from .outbox import RETRYABLE, Outbox, Outcome
 from .spool import SpoolDir
@@ -191,7 +190,7 @@ class SpoolingMetricExporter(MetricExporter):
         if points == 0:
             return MetricExportResult.SUCCESS
         try:
-            data = encode_metrics(metrics_data).SerializePartialToString()
+            data = encode_metrics_yielding(metrics_data)
         except Exception as exc:
             logger.debug("otel_livekit: cannot encode metrics: %s", exc)
             return MetricExportResult.FAILURE
