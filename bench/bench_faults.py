@@ -3,8 +3,9 @@
 1. Event-loop lag: a 1 ms asyncio ticker (p50/p99/max lag, ticks late by > 5 ms) while 10
    concurrent offline calls (real AgentSessions, back to back) run in one process, for a
    healthy, refusing (closed port), hung (accepts, never answers) and slow (answers after
-   2 s) backend, each against telemetry off. Fresh process per run; the two arms run
-   back to back, in alternating order over ``--repeat`` rounds, and their ticks are pooled;
+   2 s) backend, each against telemetry off. Fresh process per run; every arm (off among
+   them) runs once per round, the order reversed every other of ``--repeat`` rounds, and
+   each arm's ticks are pooled; every state is compared with the same off runs;
    the backend runs in the parent process (a remote backend's CPU is not the agent's).
 
    Both arms freeze the heap after the warm-up (``gc.collect(); gc.freeze()``), as
@@ -101,11 +102,26 @@ def livekit_only(url: str) -> None:
     set_tracer_provider(provider)
 
 
+def livekit_recording(url: str) -> None:
+    """LiveKit's spans recorded and dropped at their end: no processor, no export, no
+    otel_livekit. The floor of any tracing of LiveKit: its live spans (attributes, events,
+    contexts) in the heap for the collector to walk, and their making on the loop."""
+    from livekit.agents.telemetry import set_tracer_provider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    set_tracer_provider(TracerProvider())
+
+
+BASELINES = {"livekit": livekit_only, "recording": livekit_recording}
+"""Arms without this package, each against telemetry off."""
+
+
 def lag_child(mode: str, seconds: float, url: str, freeze: bool = True, calls: int = CALLS) -> None:
-    """``mode``: off, a backend state (this package on), or ``livekit`` (LiveKit's recipe)."""
-    child_telemetry(mode not in ("off", "livekit"), url)
-    if mode == "livekit":
-        livekit_only(url)
+    """``mode``: off, a backend state (this package on), or a baseline: ``livekit``
+    (LiveKit's recipe), ``recording`` (LiveKit's spans recorded, nothing exported)."""
+    child_telemetry(mode != "off" and mode not in BASELINES, url)
+    if mode in BASELINES:
+        BASELINES[mode](url)
     gc_pauses = GcPauses()  # every collection during the run
 
     async def run() -> dict[str, Any]:
@@ -166,20 +182,25 @@ STATES = ("healthy", "refusing", "hung", "slow")
 def lag(
     seconds: float, repeat: int = 1, freeze: bool = True, states: tuple[str, ...] = STATES, calls: int = CALLS
 ) -> dict[str, Any]:
+    """Every arm once per round, telemetry off among them, in an order reversed every other
+    round: a machine's drift over a long sweep falls on all arms alike, and each state is
+    compared with the same off runs."""
+    arms = ("off", *states)
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for i in range(repeat):
+        for run in arms if i % 2 == 0 else arms[::-1]:  # alternated order
+            with backend("healthy" if run in BASELINES else run) as url:
+                cmd = [sys.executable, __file__, "--lag-child", run, "--lag-seconds", str(seconds),
+                       "--url", url, "--calls", str(calls),
+                       *([] if freeze else ["--no-freeze"])]  # fmt: skip
+                env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            runs[run].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    off = pooled(runs["off"])
     out: dict[str, dict[str, Any]] = {}
     for mode in states:
-        runs: dict[str, list[dict[str, Any]]] = {"off": [], mode: []}
-        for i in range(repeat):
-            for run in ("off", mode) if i % 2 == 0 else (mode, "off"):  # alternated order
-                with backend("healthy" if run == "livekit" else run) as url:
-                    cmd = [sys.executable, __file__, "--lag-child", run, "--lag-seconds", str(seconds),
-                           "--url", url, "--calls", str(calls),
-                           *([] if freeze else ["--no-freeze"])]  # fmt: skip
-                    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-                    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-                runs[run].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        for run, results in runs.items():
-            out[f"{mode}:{run}"] = pooled(results)
+        out[f"{mode}:off"] = off
+        out[f"{mode}:{mode}"] = pooled(runs[mode])
     return out
 
 
@@ -275,7 +296,8 @@ def main() -> None:
         "--states",
         default=",".join(STATES),
         help="backend states to run, comma-separated; "
-        "'livekit' is LiveKit's own tracing recipe (no otel_livekit) to a healthy backend",
+        "'livekit' is LiveKit's own tracing recipe (no otel_livekit) to a healthy backend, "
+        "'recording' LiveKit's spans recorded and never exported",
     )
     ap.add_argument("--key", default="lag", help="where the lag results go in faults.json")
     ap.add_argument("--outage", type=float, default=600)

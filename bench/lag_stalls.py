@@ -15,8 +15,9 @@ what overlapped it:
 ``--tasks`` the loop thread's CPU per task (by coroutine), to compare off and on.
 The heap is frozen after the warm-up unless ``--no-freeze`` (as in the bench).
 
-Run: .venv/bin/python bench/lag_stalls.py off|on [--seconds 20] [--no-freeze] [--phases] [--tasks]
-     [--calls 10] [--late-ms 5] [--summary]
+Run: .venv/bin/python bench/lag_stalls.py off|on|livekit|recording [--seconds 20] [--no-freeze]
+     [--phases] [--tasks] [--calls 10] [--late-ms 5] [--summary]
+``livekit`` and ``recording`` are bench_faults.py's baselines without this package.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_faults import calls_until  # noqa: E402
+from bench_faults import BASELINES, calls_until  # noqa: E402
 from loopback import GcPauses  # noqa: E402
 
 RECORD = struct.Struct("dqq")  # perf_counter, thread id, ns on CPU
@@ -135,7 +136,7 @@ def time_tasks() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["off", "on"])
+    ap.add_argument("mode", choices=["off", "on", *BASELINES])
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--no-freeze", action="store_true")
     ap.add_argument("--phases", action="store_true")
@@ -156,6 +157,8 @@ def main() -> None:
     )  # fmt: skip
     assert server.stdout is not None
     url = server.stdout.readline().strip()
+    if args.mode in BASELINES:  # LiveKit's recipe, or its spans recorded and never exported
+        BASELINES[args.mode](url)
     if args.mode == "on":
         from otel_livekit import setup_tracing
 
@@ -214,7 +217,7 @@ def main() -> None:
     for g in range(3):
         d = gc_pauses.ms(g)
         if d:
-            print(f"  gen-{g} collections: {len(d)}, longest {max(d):.1f} ms")
+            print(f"  gen-{g} collections: {len(d)}, mean {sum(d) / len(d):.2f} ms, longest {max(d):.1f} ms")
     for at, lag in late:
         start = at - (lag + 1) / 1000
         gcs = [(g, (e - s) * 1000) for g, s, e in gc_pauses.pauses if s < at and e > start]
