@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gil_turns import turns_typically, worst_wait_at_best
+from gil_turns import turns_typically
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -74,15 +74,17 @@ def test_chunks_decode_to_what_the_sdk_encoder_writes() -> None:
     assert chunk_sizes(cut) == [3, 3, 1] * 6
 
 
-SERIES = 170  # 510 points: about 30 ms for the SDK's encoder
+SERIES = 170  # 510 points: 3-4 ms for the SDK's encoder in one go
 
 
 def test_encoding_an_export_leaves_the_gil_to_the_event_loop_before_each_chunk() -> None:
+    """Counted in the waiting thread's turns (the median of five), which holds on a loaded
+    2-core machine: in one go it gets none, 16 points at a time 50-130 (measured)."""
     data = collected(series=SERIES)
-    assert worst_wait_at_best(lambda: encode_metrics(data).SerializePartialToString()) >= 0.003
     hand_overs = -(-3 * SERIES // POINTS_PER_CHUNK)  # 32: one before each chunk
+    whole = turns_typically(lambda: encode_metrics(data).SerializePartialToString())
     turns = turns_typically(lambda: encode_metrics_yielding(data))
-    assert turns >= hand_overs // 2, (turns, hand_overs)
+    assert whole < hand_overs // 2 <= turns, (whole, turns, hand_overs)
 
 
 @pytest.mark.parametrize("spool", [True, False], ids=["spool", "spool-off"])
