@@ -158,6 +158,12 @@ loaded 2-core machine (CI once saw an 'endpointing' of over 5 ms where the delay
 inside the silence); the shortest injected part (``first_sentence``) is ~25 ms."""
 
 
+RESIDUAL = 0.06
+"""The unnamed rest of a turn: the loop's steps between parts (and, after a hand-off, the agent
+switch), a few ms each; a loaded 2-core CI machine once summed them to 36 ms. Still under every
+injected delay but the LLM's and TTS's first byte, whose own parts are asserted by value."""
+
+
 def _named(b: TurnBudget) -> list[str]:
     """The parts of the timeline, those of a few ms (scheduling) left out."""
     return [s.part for s in b.timeline if s.part != "residual" and s.seconds >= SCHEDULING]
@@ -186,7 +192,7 @@ def test_parts_add_up_to_livekits_e2e_within_a_millisecond(run: Run) -> None:
     for b in spoken:
         attrs = spans[str(b.speech_id)].attributes or {}
         assert abs(b.total - float(attrs["lk.e2e_latency"])) < 0.001  # type: ignore[arg-type]
-        assert b.parts["residual"] < 0.030, b.timeline
+        assert b.parts["residual"] < RESIDUAL, b.timeline
 
 
 def test_each_injected_delay_is_its_own_part(run: Run) -> None:
@@ -207,7 +213,7 @@ def test_each_injected_delay_is_its_own_part(run: Run) -> None:
     # a text turn: from the text to the first audio, no endpointing, no hook
     assert _named(text) == ["llm_ttft", "first_sentence", "tts_ttfb"]
     assert text.parts["first_sentence"] >= FIRST_TOKEN_PAUSE
-    assert text.parts["residual"] < 0.030
+    assert text.parts["residual"] < RESIDUAL
 
 
 def test_two_tool_rounds_in_the_order_they_ran(run: Run) -> None:
@@ -229,7 +235,7 @@ def test_parallel_tools_count_once_first_start_to_last_end(run: Run) -> None:
     assert _named(both) == ["vad_silence", "on_user_turn_completed", "tool_llm", "tool", "llm_ttft",
                             "first_sentence", "tts_ttfb"]  # fmt: skip
     assert both.parts["tool"] == pytest.approx(max(PARALLEL_TOOLS.values()), abs=TOL)  # not their sum
-    assert both.parts["residual"] < 0.030
+    assert both.parts["residual"] < RESIDUAL
 
 
 def test_the_first_reply_after_a_handoff(run: Run) -> None:
@@ -237,7 +243,7 @@ def test_the_first_reply_after_a_handoff(run: Run) -> None:
     assert handoff.handoff
     assert _named(handoff)[:4] == ["vad_silence", "on_user_turn_completed", "tool_llm", "tool"]
     assert handoff.parts["tool"] == pytest.approx(HANDOFF_TOOL, abs=TOL)
-    assert handoff.parts["residual"] < 0.030  # the agent switch and on_enter
+    assert handoff.parts["residual"] < RESIDUAL  # the agent switch and on_enter
 
 
 def test_an_interrupted_reply_is_budgeted_up_to_the_interruption(run: Run) -> None:
