@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from . import environment_variables as ev
 from .errors import ConfigurationError
+from .export.delivery.health import SPAN_BATCH_SIZE
 from .export.delivery.spooling import SpoolSettings, default_root, spool_settings
 from .export.destinations.backends import Destination, ExportPlan, resolve_plan
 from .export.destinations.headers import HEADER_VARIABLES, masked_header_value, parse_headers
@@ -96,6 +97,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(ev.OTEL_EXPORTER_OTLP_CLIENT_KEY, "path", "none", "Client key for mutual TLS."),
     Setting(ev.OTEL_METRIC_EXPORT_INTERVAL, "milliseconds", "60000",
             "How often OTLP metrics are exported (read by the SDK); job end always flushes."),
+    Setting(ev.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "spans", "64",
+            "Spans per export request (read by the SDK, whose own default is 512): a busy process "
+            "sends a batch as soon as this many have ended, so its queue stays short."),
+    Setting(ev.OTEL_BSP_MAX_QUEUE_SIZE, "spans", "2048",
+            "Ended spans waiting for export (read by the SDK); beyond it new spans are dropped and counted."),
     Setting(ev.OTEL_TRACES_SAMPLER, "sampler name", "parentbased_always_on",
             "Trace sampler (read by the SDK); see the sampling docs for whole-call sampling."),
     Setting(ev.OTEL_TRACES_SAMPLER_ARG, "number", "sampler's",
@@ -319,6 +325,8 @@ class Config:
     problems: tuple[Problem, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
     slow_turn_seconds: float = DEFAULT_SLOW_TURN_SECONDS
+    span_batch_size: int | None = SPAN_BATCH_SIZE
+    """Spans per export; None when ``OTEL_BSP_*`` sizes are set: the SDK reads them."""
 
     def report(self) -> None:
         """Strict: raise every problem at once. Lenient: log each once at ERROR."""
@@ -383,6 +391,12 @@ def _remote_default(setting: Setting) -> bool:
 
 def _flag(env: Mapping[str, str], var: str, *, auto: bool = False) -> bool | None:
     return ev.flag(env.get(var), var, auto=auto)
+
+
+def _sdk_batch_sizes(env: Mapping[str, str]) -> bool:
+    """The user sized the span queue or its batches: the SDK reads (and checks) both."""
+    sizes = (ev.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, ev.OTEL_BSP_MAX_QUEUE_SIZE)
+    return any((env.get(v) or "").strip() for v in sizes)
 
 
 def _float(env: Mapping[str, str], var: str, default: float) -> float:
@@ -589,6 +603,7 @@ def resolve(args: SetupArgs | None = None, env: Mapping[str, str] | None = None,
     return Config(
         strict=strict, plan=plan, flush_timeout=flush_timeout, instances=instances, transports=transports,
         slow_turn_seconds=slow_turn,
+        span_batch_size=None if _sdk_batch_sizes(env) else SPAN_BATCH_SIZE,
         instrument_sessions=instrument, policy=policy, destinations=tuple(destinations),
         span_destinations=tuple(span_destinations), lean=lean, logs=logs, spool=spool, prometheus=prometheus,
         prices=prices, session_id=a.session_id or env.get(ev.OTEL_LIVEKIT_SESSION_ID) or None,

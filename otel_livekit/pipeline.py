@@ -180,7 +180,7 @@ def _traces(
         h = ExportHealth("traces", name)
         pipeline.health.append(h)
         wrapped = ReportingSpanExporter(view(span_exporter, name, h), h)
-        provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h))
+        provider.add_span_processor(CountingBatchSpanProcessor(wrapped, h, config.span_batch_size))
     for extra in span_processors:
         provider.add_span_processor(features.span_processor(extra))
 
@@ -201,17 +201,18 @@ def _backend_spans(pipeline: Pipeline, config: Config, view: View) -> SpanProces
         session = CountingSession(h)
         if (outbox := pipeline.spooler.outbox(transport, session, h)) is not None:
             spooling = SpoolingSpanExporter(outbox)
-            return CountingBatchSpanProcessor(view(spooling, plan.backend, h), h)
+            return CountingBatchSpanProcessor(view(spooling, plan.backend, h), h, config.span_batch_size)
         exporter = DirectSpanExporter(transport, session)
-        return CountingBatchSpanProcessor(ReportingSpanExporter(view(exporter, plan.backend, h), h,
-                                                                http=True), h)  # fmt: skip
+        reporting = ReportingSpanExporter(view(exporter, plan.backend, h), h, http=True)
+        return CountingBatchSpanProcessor(reporting, h, config.span_batch_size)
     if isinstance(plan.traces, FileTarget):
         exporter = file_spans = FileSpanExporter(plan.traces.path)
         h.target = f"file ({plan.traces.path})"
         h.reason = lambda: file_spans.last_error
     else:
         exporter = ConsoleSpanExporter(out=sys.stderr, formatter=_compact_span)
-    return CountingBatchSpanProcessor(ReportingSpanExporter(view(exporter, plan.backend, h), h), h)
+    return CountingBatchSpanProcessor(ReportingSpanExporter(view(exporter, plan.backend, h), h), h,
+                                      config.span_batch_size)
 
 
 def _metric_reader(
