@@ -194,10 +194,11 @@ SPAN_BATCH_SIZE = 64
 Queued spans are made one at a time on the agent's loop and freed together when their batch
 is exported. CPython counts every container it allocates toward the next young collection,
 and a collection in between resets that count, so a batch freed at once gives back at most
-the ~700 a collection waits for: 512 spans (2–3 objects each once compacted) count as if they were
-garbage, and at 32 calls the process collects more often — each tenth a full collection,
-tens of ms on the loop. A busy process now sends every 64 spans (twice a second at 32
-calls); a quiet one still waits the batch delay (5 s)."""
+the ~700 a collection waits for: 512 spans (2–3 objects each once compacted) can count as
+if they were garbage, and every tenth collection is a full one, tens of ms on the loop
+(``bench/gc_bulk_free.py``; at 32 calls the saving is within the machine's drift,
+bench/RESULTS.md). A busy process sends every 64 spans (twice a second at 32 calls), so
+less waits in it; a quiet one still waits the batch delay (5 s)."""
 
 
 class CountingBatchSpanProcessor(BatchSpanProcessor):
