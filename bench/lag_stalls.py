@@ -220,7 +220,7 @@ def main() -> None:
             print(f"  gen-{g} collections: {len(d)}, mean {sum(d) / len(d):.2f} ms, longest {max(d):.1f} ms")
     for at, lag in late:
         start = at - (lag + 1) / 1000
-        gcs = [(g, (e - s) * 1000) for g, s, e in gc_pauses.pauses if s < at and e > start]
+        gcs = gc_pauses.during(at, lag)
         used = sorted(
             ((ms, names.get(tid, str(tid))) for tid, ms in cpu_ms(rows, start, at).items()), reverse=True
         )

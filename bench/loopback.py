@@ -106,6 +106,12 @@ class GcPauses:
     def __exit__(self, *exc: object) -> None:
         gc.callbacks.remove(self._on_gc)
 
+    def during(self, woke_at: float, late_ms: float) -> list[tuple[int, float]]:
+        """(generation, pause ms) of each collection that overlapped a 1 ms tick which woke
+        at ``woke_at`` ``late_ms`` late."""
+        start = woke_at - (late_ms + 1) / 1000
+        return [(g, (e - s) * 1000) for g, s, e in self.pauses if s < woke_at and e > start]
+
     def ms(self, generation: int | None = None) -> list[float]:
         """Each pause's length in ms, of one generation or all."""
         return [(e - s) * 1000 for g, s, e in self.pauses if generation is None or g == generation]
