@@ -4,6 +4,7 @@ off the agent's event loop, and counters summed in-process and observed at colle
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -65,6 +66,8 @@ class PendingSamples:
         self.dropped = 0
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._draining = threading.Lock()
+        self._pid = os.getpid()
 
     def put(self, histogram: Histogram, value: float, attributes: Attributes, context: Context) -> None:
         if len(self._queue) >= self.max_items:
@@ -79,17 +82,25 @@ class PendingSamples:
             self._start()
 
     def drain(self, options: CallbackOptions | None = None) -> Iterable[Observation]:
-        """Aggregate everything queued (safe from any thread; each sample once)."""
-        pop = self._queue.popleft
-        while True:
-            try:
-                histogram, value, attributes, context = pop()
-            except IndexError:
-                return ()
-            try:
-                histogram.record(value, attributes, context=context)
-            except Exception:  # a bad sample must not stop the others
-                logger.debug("otel_livekit: dropped a histogram sample", exc_info=True)
+        """Aggregate everything queued (safe from any thread; each sample once).
+
+        One drain at a time: a collection waits for the aggregating thread's sample in hand,
+        so it never misses one queued before it, and every reader of the MeterProvider gets
+        the samples in one order (float sums equal to the last bit across readers)."""
+        if self._pid != os.getpid():  # forked while another thread held the lock: a new one
+            self._draining, self._pid = threading.Lock(), os.getpid()
+        with self._draining:
+            pop = self._queue.popleft
+            for _ in range(len(self._queue)):  # what is queued now: a busy loop cannot hold it
+                try:
+                    histogram, value, attributes, context = pop()
+                except IndexError:
+                    break
+                try:
+                    histogram.record(value, attributes, context=context)
+                except Exception:  # a bad sample must not stop the others
+                    logger.debug("otel_livekit: dropped a histogram sample", exc_info=True)
+        return ()
 
     def __len__(self) -> int:
         return len(self._queue)
