@@ -41,7 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_faults import BASELINES, calls_until  # noqa: E402
-from loopback import GcPauses  # noqa: E402
+from loopback import GcPauses, backend_process  # noqa: E402
 
 RECORD = struct.Struct("dqq")  # perf_counter, thread id, ns on CPU
 
@@ -148,15 +148,7 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
-    os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
-    server = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(HERE)!r}); from loopback import "
-         "Backend; print(Backend('ok').url, flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stdout is not None
-    url = server.stdout.readline().strip()
+    server, url = backend_process()
     if args.mode in BASELINES:  # LiveKit's recipe, or its spans recorded and never exported
         BASELINES[args.mode](url)
     if args.mode == "on":

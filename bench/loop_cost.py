@@ -31,7 +31,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -106,17 +105,10 @@ def thread_cpu_ms() -> dict[str, float]:
 
 def child(arm: str, calls: int, waves: int) -> None:
     from bench_faults import BASELINES
+    from loopback import backend_process
 
     logging.disable(logging.WARNING)
-    os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
-    os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
-    server = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(HERE)!r}); from loopback import "
-         "Backend; print(Backend('ok').url, flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stdout is not None
-    url = server.stdout.readline().strip()
+    server, url = backend_process()
     if arm == "on:hooks":
         time_hooks()
     if arm.startswith("on"):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -115,3 +119,19 @@ class GcPauses:
     def ms(self, generation: int | None = None) -> list[float]:
         """Each pause's length in ms, of one generation or all."""
         return [(e - s) * 1000 for g, s, e in self.pauses if generation is None or g == generation]
+
+
+def backend_process() -> tuple[subprocess.Popen[str], str]:
+    """A healthy backend in a process of its own (its decoding must not share the measured
+    process's GIL), and the child's telemetry settings of the lag benches: metrics exported
+    every 5 s, a fresh spool directory. Returns the process and its URL."""
+    os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
+    os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
+    here = str(Path(__file__).resolve().parent)
+    server = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {here!r}); from loopback import "
+         "Backend; print(Backend('ok').url, flush=True); time.sleep(3600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    return server, server.stdout.readline().strip()
