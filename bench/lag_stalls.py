@@ -40,7 +40,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_faults import BASELINES, calls_until  # noqa: E402
+from bench_faults import BASELINES, calls_until, child_telemetry  # noqa: E402
 from loopback import GcPauses, backend_process  # noqa: E402
 
 RECORD = struct.Struct("dqq")  # perf_counter, thread id, ns on CPU
@@ -145,18 +145,12 @@ def main() -> None:
     ap.add_argument("--late-ms", type=float, default=5.0, help="a tick later than this is explained")
     ap.add_argument("--summary", action="store_true", help="causes only, not one line per late tick")
     args = ap.parse_args()
-    import logging
-
-    logging.disable(logging.WARNING)
     server, url = backend_process()
+    child_telemetry(args.mode == "on", url)
     if args.mode in BASELINES:  # LiveKit's recipe, or its spans recorded and never exported
         BASELINES[args.mode](url)
-    if args.mode == "on":
-        from otel_livekit import setup_tracing
-
-        setup_tracing("otlp", endpoint=url)
-        if args.phases:
-            time_phases()
+    if args.mode == "on" and args.phases:
+        time_phases()
     gc_pauses = GcPauses()
 
     if args.tasks:

@@ -3,7 +3,7 @@
 Late ticks (``bench_faults.py``) are the goal's measure but drift by 2-10x between minutes
 on a shared machine; CPU time per call with the collector off does not, so this is the
 figure to attribute and to compare a change by. Each arm is a fresh process running waves
-of concurrent offline calls (the lag bench's three text turns, unpaced), garbage collector
+of concurrent offline calls (the lag bench's three text turns, unpaced; its child set-up), garbage collector
 off during the measured waves:
 
 - ``off``: no telemetry; ``recording``: LiveKit's spans recorded and dropped (the floor of
@@ -27,7 +27,6 @@ import collections
 import functools
 import gc
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -38,8 +37,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
-TURNS = ("hello", "what's the weather?", "bye")
 
 HOOK_TIMES: collections.Counter[str] = collections.Counter()
 HOOK_COUNTS: collections.Counter[str] = collections.Counter()
@@ -104,18 +101,14 @@ def thread_cpu_ms() -> dict[str, float]:
 
 
 def child(arm: str, calls: int, waves: int) -> None:
-    from bench_faults import BASELINES
+    from bench_faults import BASELINES, TURNS, child_telemetry
     from loopback import backend_process
 
-    logging.disable(logging.WARNING)
     server, url = backend_process()
     if arm == "on:hooks":
         time_hooks()
-    if arm.startswith("on"):
-        from otel_livekit import setup_tracing
-
-        setup_tracing("otlp", endpoint=url)
-    elif arm in BASELINES:
+    child_telemetry(arm.startswith("on"), url)
+    if arm in BASELINES:
         BASELINES[arm](url)
     from otel_livekit.offline import run_offline_session
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gc
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -123,10 +121,7 @@ class GcPauses:
 
 def backend_process() -> tuple[subprocess.Popen[str], str]:
     """A healthy backend in a process of its own (its decoding must not share the measured
-    process's GIL), and the child's telemetry settings of the lag benches: metrics exported
-    every 5 s, a fresh spool directory. Returns the process and its URL."""
-    os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "5000"
-    os.environ["OTEL_LIVEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="bench-spool-")
+    process's GIL): the process and its URL."""
     here = str(Path(__file__).resolve().parent)
     server = subprocess.Popen(
         [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {here!r}); from loopback import "
