@@ -36,7 +36,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
@@ -56,6 +56,7 @@ from .export.destinations.instances import Slot, SlotMetricExporter, claim_slot
 from .export.local.file import FileMetricExporter, FileSpanExporter
 from .installation import Installation
 from .metrics.spans import SpanIndex
+from .sessions.content import GuardedTracerProvider
 from .sessions.features import SessionFeatures
 from .sessions.profile import LeanExporter, SpanLineage
 from .sessions.sampling import WholeCallSampler
@@ -85,7 +86,7 @@ class Pipeline:
     """What the builder made; ``telemetry`` turns it into the handle."""
 
     resource: Resource
-    tracer_provider: TracerProvider
+    tracer_provider: GuardedTracerProvider
     readers: list[MetricReader]
     spooler: Spooler
     health: list[ExportHealth] = field(default_factory=list)
@@ -110,7 +111,8 @@ def build(
         resource = resource.merge(Resource({SERVICE_INSTANCE_ID: slot.instance_id}))
     spooler = Spooler(config.spool)
     installation.add("spool senders", lambda: spooler.close(timeout=1.0), build_only=True)
-    pipeline = Pipeline(resource, TracerProvider(resource=resource, shutdown_on_exit=False), [], spooler)
+    provider = GuardedTracerProvider(resource=resource, shutdown_on_exit=False)
+    pipeline = Pipeline(resource, provider, [], spooler)
     _traces(pipeline, config, span_index, features, span_exporters, span_processors)
     installation.add("tracer provider", pipeline.tracer_provider.shutdown, build_only=True)
     installation.add("metric readers", lambda: [r.shutdown() for r in pipeline.readers], build_only=True)

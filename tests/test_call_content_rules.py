@@ -139,3 +139,38 @@ def test_content_for_one_destination_never_reaches_the_spooled_one(
     assert REPLY.encode() not in spooled and b"How can I help" not in spooled
     assert _reply_in(list(memory.get_finished_spans())) == (True, True)
     t.shutdown(timeout=1.0)
+
+
+def test_exception_text_is_withheld_where_content_is() -> None:
+    """LiveKit's own filter does not run on the loop (we hand it ``allow_pii=True``), so an
+    exception's message and stack trace — which may quote the caller — are withheld by our
+    destination views, in the span's attributes, its events and its status."""
+    from livekit.agents.telemetry.utils import record_exception
+    from opentelemetry import trace
+
+    secret = "card 4111 1111 1111 1111"
+    memory = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)])
+    with trace.get_tracer("test").start_as_current_span("function_tool") as span:
+        span.set_attribute("exception.message", secret)
+        try:
+            raise ValueError(secret)
+        except ValueError as exc:
+            record_exception(span, exc, redacted=False)
+    (got,) = memory.get_finished_spans()
+    assert secret not in repr((got.attributes, [(e.name, e.attributes) for e in got.events], got.status))
+    assert (got.attributes or {}).get("error.type") == "ValueError"
+    assert [(e.attributes or {}).get("exception.type") for e in got.events] == ["ValueError"]
+    assert got.status.status_code is trace.StatusCode.ERROR
+
+
+def test_exception_text_reaches_a_destination_that_takes_content() -> None:
+    from livekit.agents.telemetry.utils import record_exception
+    from opentelemetry import trace
+
+    memory = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)], content="processors")
+    with trace.get_tracer("test").start_as_current_span("function_tool") as span:
+        record_exception(span, ValueError("the tool said no"), redacted=False)
+    (got,) = memory.get_finished_spans()
+    assert [(e.attributes or {}).get("exception.message") for e in got.events] == ["the tool said no"]

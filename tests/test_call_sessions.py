@@ -209,8 +209,8 @@ def test_content_for_langfuse_only_not_the_second_destination(
 
 @pytest.mark.parametrize(("content", "livekit_produces"), [(None, False), ("processors", True)])
 def test_livekit_allow_pii_follows_the_destinations(content: str | None, livekit_produces: bool) -> None:
-    """A processor added behind our back sees what LiveKit produced: content only when
-    some destination takes it (our filter strips it for the others)."""
+    """A processor added to our provider after set-up (behind our back) is held to the
+    ``processors`` content rule, like the ones passed to ``setup_tracing``."""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -223,3 +223,21 @@ def test_livekit_allow_pii_follows_the_destinations(content: str | None, livekit
     ours_blob = repr([(s.attributes, s.events) for s in ours.get_finished_spans()])
     assert ("Hi there! How can I help you today?" in raw_blob) is livekit_produces
     assert ("Hi there! How can I help you today?" in ours_blob) is livekit_produces
+
+
+def test_livekit_cloud_processors_get_what_the_project_allows() -> None:
+    """A processor LiveKit's telemetry package attaches itself (LiveKit Cloud's exporter, in
+    a Cloud job) is not put behind our content rules: Cloud's content is the project's
+    setting. Attached here through LiveKit's own helper, as its Cloud set-up does."""
+    from livekit.agents.telemetry.traces import _prepend_span_processor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    ours, cloud = InMemorySpanExporter(), InMemorySpanExporter()
+    t = setup_tracing("none", span_processors=[SimpleSpanProcessor(ours)])
+    assert t.tracer_provider is not None
+    _prepend_span_processor(t.tracer_provider, SimpleSpanProcessor(cloud))  # type: ignore[arg-type]
+    asyncio.run(run_offline_session(text_turns=("hello",), audio_turns=0))
+    reply = "Hi there! How can I help you today?"
+    assert reply in repr([s.attributes for s in cloud.get_finished_spans()])
+    assert reply not in repr([s.attributes for s in ours.get_finished_spans()])

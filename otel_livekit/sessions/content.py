@@ -9,14 +9,15 @@ switch is honoured beside ``OTEL_LIVEKIT_CONTENT``.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents.telemetry import pii
 from opentelemetry import context as context_api
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
@@ -31,6 +32,9 @@ EXTRA_CONTENT_ATTRIBUTES = frozenset({LF_INPUT, LF_OUTPUT, "input.value", "outpu
 """Content keys LiveKit's own list misses (ours, Langfuse's and OpenInference's)."""
 
 REDACTED = "[content withheld]"
+
+EXCEPTION_TEXT = frozenset({"exception.message", "exception.stacktrace"})
+"""Free text an exception carries (it may quote the caller): withheld where content is."""
 
 
 def is_content_attribute(key: str) -> bool:
@@ -76,9 +80,6 @@ class ContentPolicy:
         if ALL in self.destinations or destination in self.destinations:
             return self.kind
         return NO_CONTENT
-
-    def anywhere(self, destinations: Iterable[str]) -> bool:
-        return any(self.rule(d).any for d in destinations)
 
     def check(self, known: Sequence[str]) -> None:
         unknown = sorted(self.destinations - {ALL, *known})
@@ -167,13 +168,17 @@ def filter_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k not in EXTRA_CONTENT_ATTRIBUTES}
 
 
+def _withheld(key: str) -> bool:
+    return is_content_attribute(key) or key in EXCEPTION_TEXT
+
+
 def _events(events: Sequence[Event]) -> list[Event]:
     kept: list[Event] = []
     for e in events:
         if e.name in pii.PII_EVENT_NAMES:
             continue
         attrs = e.attributes or {}
-        if any(is_content_attribute(k) or k.startswith("exception.") for k in attrs):
+        if any(_withheld(k) for k in attrs):
             kept.append(Event(e.name, filter_attributes(attrs), e.timestamp))
         else:
             kept.append(e)
@@ -184,9 +189,9 @@ def destination_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> R
     """The span as one destination may see it; ``span`` itself when nothing changes."""
     attributes: Mapping[str, Any] = span.attributes or {}
     extra = observation_attributes(span, with_content=rule.attributes) if langfuse else {}
-    strip_attrs = not rule.attributes and any(is_content_attribute(k) for k in attributes)
+    strip_attrs = not rule.attributes and any(_withheld(k) for k in attributes)
     strip_events = not rule.events and any(
-        e.name in pii.PII_EVENT_NAMES or any(is_content_attribute(k) for k in (e.attributes or {}))
+        e.name in pii.PII_EVENT_NAMES or any(_withheld(k) for k in (e.attributes or {}))
         for e in span.events
     )
     redact_status = (
@@ -268,3 +273,35 @@ class DestinationProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class GuardedTracerProvider(TracerProvider):
+    """Our provider: a span processor added to it after set-up (by the agent's code or a
+    library, behind our back) sees spans through the ``processors`` content rule, as the
+    ones passed to ``setup_tracing`` do.
+
+    That guard is what lets LiveKit skip its own content filter on the event loop (we hand
+    it ``allow_pii=True``): every destination of ours strips content off the loop anyway.
+    Processors LiveKit's telemetry package adds itself are left alone — LiveKit Cloud's
+    exporter gets what the project's setting allows, as before."""
+
+    _guard: Callable[[SpanProcessor], SpanProcessor] | None = None
+
+    def guard_later_processors(self, wrap: Callable[[SpanProcessor], SpanProcessor]) -> None:
+        self._guard = wrap
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        wrap = self._guard
+        if wrap is not None and not _called_from_livekit_telemetry():
+            span_processor = wrap(span_processor)
+        super().add_span_processor(span_processor)
+
+
+def _called_from_livekit_telemetry() -> bool:
+    frame = inspect.currentframe()  # None on an interpreter that keeps no frames: guard all
+    try:
+        caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+        name = caller.f_globals.get("__name__", "") if caller is not None else ""  # who added it
+        return isinstance(name, str) and name.startswith("livekit.agents.telemetry")
+    finally:
+        del frame  # a frame kept in its own locals is a reference cycle
