@@ -169,6 +169,8 @@ def filter_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _withheld(key: str) -> bool:
+    """What a span view withholds: content, and exception text (LiveKit's span filter did
+    the latter before we turned it off; log records keep it, as they always did)."""
     return is_content_attribute(key) or key in EXCEPTION_TEXT
 
 
