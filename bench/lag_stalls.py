@@ -12,11 +12,15 @@ what overlapped it:
   hands it over only after the 5 ms switch interval).
 
 ``--phases`` also times each span export's steps on the export thread (thread CPU time);
-``--tasks`` the loop thread's CPU per task (by coroutine), to compare off and on.
+``--tasks`` the loop thread's CPU per task (by coroutine), to compare off and on;
+``--windows`` lists, for each late tick, the loop steps that ran inside it (wall and CPU ms,
+by task) and how much of each step this package's hooks took (span processors and event
+listeners): whether a late tick is ours on the loop or LiveKit's steps made longer.
 The heap is frozen after the warm-up unless ``--no-freeze`` (as in the bench).
 
 Run: .venv/bin/python bench/lag_stalls.py off|on|livekit|recording [--seconds 20] [--no-freeze]
-     [--phases] [--tasks] [--calls 10] [--late-ms 5] [--summary]
+     [--phases] [--tasks] [--windows] [--ablate noqueue|nosend|noencode|nosubmit]
+     [--calls 10] [--late-ms 5] [--summary]
 ``livekit`` and ``recording`` are bench_faults.py's baselines without this package.
 """
 
@@ -134,6 +138,104 @@ def time_tasks() -> None:
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
 
+HOOKS = [0.0]
+"""Thread CPU seconds in this package's loop hooks so far (``--windows``)."""
+WAITED = [0.0, 0]
+"""Wall minus CPU seconds inside loop steps (the loop thread waiting for the GIL, or
+descheduled), and how many steps waited over 0.5 ms (``--windows``)."""
+STEPS: list[tuple[float, float, float, str, float]] = []
+"""Loop steps over 0.5 ms: start, end (perf_counter), CPU s, task, CPU s in our hooks."""
+
+
+def _timed_hook(fn: Any) -> Any:
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        c = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            HOOKS[0] += time.thread_time() - c
+
+    return hook
+
+
+def time_windows() -> None:
+    """Wraps this package's span processors and event listeners (its whole footprint on the
+    loop besides LiveKit's own span making) and every loop step (diagnosis only)."""
+    import asyncio.events
+
+    from otel_livekit.export.delivery.health import CountingBatchSpanProcessor
+    from otel_livekit.metrics.spans import SpanIndex
+    from otel_livekit.sessions import langfuse, listeners, logs, profile
+    from otel_livekit.sessions.content import DestinationProcessor
+
+    for cls in (CountingBatchSpanProcessor, SpanIndex, DestinationProcessor, langfuse.CallAttributesProcessor,
+                profile.SpanLineage, logs._FlushLogsWithTraces):  # fmt: skip
+        for name in ("on_start", "on_end"):
+            if name in vars(cls):
+                setattr(cls, name, _timed_hook(vars(cls)[name]))
+    listeners.Listener.__call__ = _timed_hook(listeners.Listener.__call__)  # type: ignore[method-assign]
+    run = asyncio.events.Handle._run
+
+    def timed(self: asyncio.events.Handle) -> None:
+        ours, c, w = HOOKS[0], time.thread_time(), time.perf_counter()
+        run(self)
+        end, cpu = time.perf_counter(), time.thread_time() - c
+        if COUNTING[0]:
+            WAITED[0] += max(end - w - cpu, 0.0)
+            WAITED[1] += end - w - cpu > 0.0005
+        if COUNTING[0] and end - w > 0.0005:
+            owner = getattr(self._callback, "__self__", None)
+            coro = owner.get_coro() if isinstance(owner, asyncio.Task) else self._callback
+            name = getattr(coro, "__qualname__", type(coro).__name__).split(".")[-1]
+            STEPS.append((w, end, cpu, name, HOOKS[0] - ours))
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
+def print_windows(late: list[tuple[float, float]], gc_pauses: GcPauses) -> None:
+    print(f"  the loop waited {WAITED[0] * 1000:.0f} ms inside its steps ({WAITED[1]} steps over 0.5 ms)")
+    starts = [s[0] for s in STEPS]
+    ours_total = lag_total = 0.0
+    for at, lag in late:
+        begin = at - (lag + 1) / 1000
+        i = max(bisect.bisect_left(starts, begin) - 5, 0)
+        inside = [s for s in STEPS[i : i + 60] if s[1] > begin and s[0] < at]
+        ours = sum(s[4] for s in inside) * 1000
+        ours_total += ours
+        lag_total += lag
+        gcs = ", ".join(f"gen-{g} {ms:.1f}" for g, ms in gc_pauses.during(at, lag)) or "no GC"
+        steps = "; ".join(f"{n[:24]} {(e - s) * 1000:.1f}/{c * 1000:.1f} ours {o * 1000:.1f}"
+                          for s, e, c, n, o in inside)  # fmt: skip
+        steps = steps or "none over 0.5 ms"
+        print(f"  late {lag:5.1f} ms, ours {ours:4.1f} ms, {gcs} | steps wall/CPU ms: {steps}")
+    if late:
+        print(f"  in all late ticks: {lag_total:.0f} ms late, {ours_total:.1f} ms of it in our hooks")
+
+
+ABLATIONS = ("noqueue", "nosend", "noencode", "nosubmit")
+
+
+def ablate(what: str) -> None:
+    """Telemetry on with one part of the span export taken out (diagnosis only):
+    ``noqueue`` spans dropped at the batch processor (no compact copy, no queue, no export);
+    ``nosend`` queued as usual but dropped at export time (no view, encoding, spool, send);
+    ``noencode`` the destination's view made, then dropped (no encoding, spool or send);
+    ``nosubmit`` viewed and encoded, then dropped (no spool write, no send)."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from otel_livekit.export.delivery import health, spooling
+    from otel_livekit.sessions import content
+
+    if what == "noqueue":
+        health.CountingBatchSpanProcessor.on_end = lambda self, span: None  # type: ignore[method-assign]
+    elif what == "nosend":
+        content.DestinationExporter.export = lambda self, spans: SpanExportResult.SUCCESS  # type: ignore[method-assign]
+    elif what == "noencode":
+        spooling.SpoolingSpanExporter.export = lambda self, spans: SpanExportResult.SUCCESS  # type: ignore[method-assign]
+    elif what == "nosubmit":
+        spooling._export = lambda outbox, health, data, items: True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["off", "on", *BASELINES])
@@ -141,6 +243,8 @@ def main() -> None:
     ap.add_argument("--no-freeze", action="store_true")
     ap.add_argument("--phases", action="store_true")
     ap.add_argument("--tasks", action="store_true")
+    ap.add_argument("--ablate", choices=ABLATIONS, help="with 'on': one part of the span export out")
+    ap.add_argument("--windows", action="store_true", help="per late tick: its loop steps, ours in each")
     ap.add_argument("--calls", type=int, default=10, help="concurrent calls in the process")
     ap.add_argument("--late-ms", type=float, default=5.0, help="a tick later than this is explained")
     ap.add_argument("--summary", action="store_true", help="causes only, not one line per late tick")
@@ -149,12 +253,16 @@ def main() -> None:
     child_telemetry(args.mode == "on", url)
     if args.mode in BASELINES:  # LiveKit's recipe, or its spans recorded and never exported
         BASELINES[args.mode](url)
+    if args.mode == "on" and args.ablate:
+        ablate(args.ablate)
     if args.mode == "on" and args.phases:
         time_phases()
     gc_pauses = GcPauses()
 
     if args.tasks:
         time_tasks()
+    if args.windows:
+        time_windows()
     cpu_file = tempfile.mktemp(prefix="lag-cpu-")
     sampler = subprocess.Popen([sys.executable, __file__, "--sample", str(os.getpid()), cpu_file])
 
@@ -226,6 +334,9 @@ def main() -> None:
     for name, (_, _, longest, over) in sorted(TASK_CPU.items(), key=lambda kv: -kv[1][3]):
         if over:
             print(f"    {over:3d} steps over 3 ms, longest {longest * 1000:5.1f} ms: {name}")
+    if args.windows:
+        print("late ticks, the loop steps in each (over 0.5 ms):")
+        print_windows(late, gc_pauses)
     for p in PHASES:
         print("  span export: " + ", ".join(f"{k} {v:.1f}" for k, v in p.items()))
 
