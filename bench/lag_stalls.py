@@ -20,7 +20,7 @@ The heap is frozen after the warm-up unless ``--no-freeze`` (as in the bench).
 
 Run: .venv/bin/python bench/lag_stalls.py off|on|livekit|recording [--seconds 20] [--no-freeze]
      [--phases] [--tasks] [--windows] [--ablate noqueue|nosend|noencode|nosubmit]
-     [--calls 10] [--late-ms 5] [--summary]
+     [--calls 10] [--late-ms 5] [--summary] [--no-sampler]
 ``livekit`` and ``recording`` are bench_faults.py's baselines without this package.
 """
 
@@ -244,6 +244,7 @@ def main() -> None:
     ap.add_argument("--phases", action="store_true")
     ap.add_argument("--tasks", action="store_true")
     ap.add_argument("--ablate", choices=ABLATIONS, help="with 'on': one part of the span export out")
+    ap.add_argument("--no-sampler", action="store_true", help="no CPU sampler process beside (no blame)")
     ap.add_argument("--windows", action="store_true", help="per late tick: its loop steps, ours in each")
     ap.add_argument("--calls", type=int, default=10, help="concurrent calls in the process")
     ap.add_argument("--late-ms", type=float, default=5.0, help="a tick later than this is explained")
@@ -264,7 +265,9 @@ def main() -> None:
     if args.windows:
         time_windows()
     cpu_file = tempfile.mktemp(prefix="lag-cpu-")
-    sampler = subprocess.Popen([sys.executable, __file__, "--sample", str(os.getpid()), cpu_file])
+    sampler = None if args.no_sampler else subprocess.Popen(
+        [sys.executable, __file__, "--sample", str(os.getpid()), cpu_file]
+    )
 
     async def run() -> list[tuple[float, float]]:
         ticks: list[tuple[float, float]] = []  # woke at, lag ms
@@ -295,14 +298,15 @@ def main() -> None:
         return ticks
 
     ticks = asyncio.run(run())
-    sampler.terminate()
-    sampler.wait()
+    if sampler is not None:
+        sampler.terminate()
+        sampler.wait()
     server.terminate()
     names = {t.native_id: t.name for t in threading.enumerate()}
     rows: dict[int, list[tuple[float, int]]] = collections.defaultdict(list)
-    for t, tid, ns in RECORD.iter_unpack(Path(cpu_file).read_bytes()):
+    for t, tid, ns in RECORD.iter_unpack(Path(cpu_file).read_bytes() if sampler else b""):
         rows[tid].append((t, ns))
-    os.unlink(cpu_file)
+    Path(cpu_file).unlink(missing_ok=True)
     late = [(at, lag) for at, lag in ticks if lag > args.late_ms]
     blame: collections.Counter[str] = collections.Counter()
     print(f"telemetry {args.mode}, heap {'not ' if args.no_freeze else ''}frozen: {len(ticks)} ticks, "
