@@ -220,7 +220,8 @@ def ablate(what: str) -> None:
     ``noqueue`` spans dropped at the batch processor (no compact copy, no queue, no export);
     ``nosend`` queued as usual but dropped at export time (no view, encoding, spool, send);
     ``noencode`` the destination's view made, then dropped (no encoding, spool or send);
-    ``nosubmit`` viewed and encoded, then dropped (no spool write, no send)."""
+    ``nosubmit`` viewed and encoded, then dropped (no spool write, no send) — the metric
+    exports' encoded batches too, as both go through the one spool hand-off."""
     from opentelemetry.sdk.trace.export import SpanExportResult
 
     from otel_livekit.export.delivery import health, spooling
