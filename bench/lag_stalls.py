@@ -116,6 +116,13 @@ TASK_CPU: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0, 0.0,
 COUNTING = [False]
 
 
+def task_name(handle: Any) -> str:
+    """The coroutine a loop callback steps (its qualified name), or the callback's own."""
+    owner = getattr(handle._callback, "__self__", None)
+    coro = owner.get_coro() if isinstance(owner, asyncio.Task) else handle._callback
+    return getattr(coro, "__qualname__", type(coro).__name__)
+
+
 def time_tasks() -> None:
     """Wraps every loop callback to add its thread CPU time to its task's (diagnosis only)."""
     import asyncio.events
@@ -126,9 +133,7 @@ def time_tasks() -> None:
         c = time.thread_time()
         run(self)
         if COUNTING[0]:
-            owner = getattr(self._callback, "__self__", None)
-            coro = owner.get_coro() if isinstance(owner, asyncio.Task) else self._callback
-            row = TASK_CPU[getattr(coro, "__qualname__", type(coro).__name__)]
+            row = TASK_CPU[task_name(self)]
             took = time.thread_time() - c
             row[0] += took
             row[1] += 1
@@ -184,10 +189,7 @@ def time_windows() -> None:
             WAITED[0] += max(end - w - cpu, 0.0)
             WAITED[1] += end - w - cpu > 0.0005
         if COUNTING[0] and end - w > 0.0005:
-            owner = getattr(self._callback, "__self__", None)
-            coro = owner.get_coro() if isinstance(owner, asyncio.Task) else self._callback
-            name = getattr(coro, "__qualname__", type(coro).__name__).split(".")[-1]
-            STEPS.append((w, end, cpu, name, HOOKS[0] - ours))
+            STEPS.append((w, end, cpu, task_name(self).split(".")[-1], HOOKS[0] - ours))
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
@@ -198,8 +200,9 @@ def print_windows(late: list[tuple[float, float]], gc_pauses: GcPauses) -> None:
     ours_total = lag_total = 0.0
     for at, lag in late:
         begin = at - (lag + 1) / 1000
-        i = max(bisect.bisect_left(starts, begin) - 5, 0)
-        inside = [s for s in STEPS[i : i + 60] if s[1] > begin and s[0] < at]
+        # steps run one after another: only the one before ``begin`` can reach into the tick
+        i = max(bisect.bisect_left(starts, begin) - 1, 0)
+        inside = [s for s in STEPS[i : bisect.bisect_left(starts, at)] if s[1] > begin]
         ours = sum(s[4] for s in inside) * 1000
         ours_total += ours
         lag_total += lag
