@@ -1,11 +1,11 @@
 """OTLP protobuf encoding that leaves the GIL to the agent's event loop between small chunks.
 
-The SDK's span encoder is pure Python (about 50 µs per span): one batch of a few hundred
-spans holds the GIL for 10 ms and more, and CPython lets a waiting thread take it only after
-the switch interval (5 ms), so the agent's event loop wakes up to 5 ms late, once per
-interval, while a batch is encoded (measured in bench/RESULTS.md, "Event-loop lag per
-backend state"). Encoding a few spans at a time and releasing the GIL in between bounds the
-wait to one chunk.
+Encoding spans is pure Python (``otlp_spans``: about 12 µs a span, the SDK's encoder 40):
+one batch of a few hundred spans holds the GIL for milliseconds, and CPython lets a waiting
+thread take it only after the switch interval (5 ms), so the agent's event loop wakes up to
+5 ms late, once per interval, while a batch is encoded (measured in bench/RESULTS.md,
+"Event-loop lag per backend state"). Encoding a few spans at a time and releasing the GIL in
+between bounds the wait to one chunk.
 
 The chunks are joined as bytes: a protobuf message's encoding followed by another's parses
 as one message whose repeated fields are concatenated, so the result is one
@@ -23,11 +23,11 @@ from dataclasses import replace
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetrics, ScopeMetrics
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ...gil import PER_GIL_HOLD, let_the_loop_in
+from .otlp_spans import encode_spans
 
 SPANS_PER_CHUNK = PER_GIL_HOLD
 """About 1 ms of encoding: the longest the event loop waits for the GIL because of it."""
@@ -40,7 +40,7 @@ def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_
     for start in range(0, len(spans), chunk):
         if start:
             let_the_loop_in()  # a thread waiting for the GIL (the event loop) runs now
-        parts.append(encode_spans(spans[start : start + chunk]).SerializePartialToString())
+        parts.append(encode_spans(spans[start : start + chunk]))
     return b"".join(parts)
 
 
