@@ -174,3 +174,22 @@ def test_exception_text_reaches_a_destination_that_takes_content() -> None:
         record_exception(span, ValueError("the tool said no"), redacted=False)
     (got,) = memory.get_finished_spans()
     assert [(e.attributes or {}).get("exception.message") for e in got.events] == ["the tool said no"]
+
+
+def test_other_tools_content_keys_are_withheld_and_the_rest_keep_their_order() -> None:
+    """Content under keys LiveKit's filter does not know (OpenInference's ``input.value``,
+    Langfuse's observation input/output) is withheld like LiveKit's own; every other
+    attribute reaches the destination unchanged, in order."""
+    from opentelemetry import trace
+
+    from otel_livekit.sessions.langfuse import LF_INPUT, LF_OUTPUT
+
+    memory = InMemorySpanExporter()
+    setup_tracing("none", span_processors=[SimpleSpanProcessor(memory)])
+    sent = {"a": 1, "input.value": REPLY, "lk.pii.user": REPLY, "b": "two", LF_INPUT: REPLY,
+            "output.value": REPLY, LF_OUTPUT: REPLY, "exception.stacktrace": REPLY, "c": 3.0}  # fmt: skip
+    with trace.get_tracer("test").start_as_current_span("tool", attributes=sent):
+        pass
+    (got,) = memory.get_finished_spans()
+    assert dict(got.attributes or {}) == {"a": 1, "b": "two", "c": 3.0}
+    assert list(got.attributes or {}) == ["a", "b", "c"]

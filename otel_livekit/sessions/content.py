@@ -9,6 +9,7 @@ switch is honoured beside ``OTEL_LIVEKIT_CONTENT``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -37,8 +38,10 @@ EXCEPTION_TEXT = frozenset({"exception.message", "exception.stacktrace"})
 """Free text an exception carries (it may quote the caller): withheld where content is."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_content_attribute(key: str) -> bool:
-    """LiveKit's rule (an ``x.pii.y`` segment, the GenAI content keys) plus ours."""
+    """LiveKit's rule (an ``x.pii.y`` segment, the GenAI content keys) plus ours. Cached:
+    the export thread asks it of every key of every span, and the keys are few."""
     return pii.is_pii_attribute(key) or key in EXTRA_CONTENT_ATTRIBUTES
 
 
@@ -164,10 +167,18 @@ def default_policy() -> ContentPolicy:
 
 
 def filter_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    out = pii.filter_attributes(attributes)  # also withholds exception messages
-    return {k: v for k, v in out.items() if k not in EXTRA_CONTENT_ATTRIBUTES}
+    """Content and exception text out, order kept: LiveKit's filter decides each withheld
+    key (it puts a stand-in where the exception message was), ours drop whole."""
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if not _withheld(key):
+            out[key] = value
+        elif key not in EXTRA_CONTENT_ATTRIBUTES:
+            out.update(pii.filter_attributes({key: value}))
+    return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _withheld(key: str) -> bool:
     """What a span view withholds: content, and exception text (LiveKit's span filter did
     the latter before we turned it off; log records keep it, as they always did)."""
