@@ -45,11 +45,11 @@ from .config import Config
 from .export.delivery.direct import DirectMetricExporter, DirectSpanExporter
 from .export.delivery.health import (
     CountingBatchSpanProcessor,
-    CountingSession,
     ExportHealth,
     ReportingMetricExporter,
     ReportingSpanExporter,
 )
+from .export.delivery.http_client import HttpClient
 from .export.delivery.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
 from .export.destinations.backends import Destination, FileTarget
 from .export.destinations.instances import Slot, SlotMetricExporter, claim_slot
@@ -200,11 +200,11 @@ def _backend_spans(pipeline: Pipeline, config: Config, view: View) -> SpanProces
     if isinstance(plan.traces, Destination):
         transport = config.transports["traces"]
         h.target = f"{plan.backend} ({transport.endpoint})"
-        session = CountingSession(h)
-        if (outbox := pipeline.spooler.outbox(transport, session, h)) is not None:
+        client = HttpClient(transport, h.attempt)
+        if (outbox := pipeline.spooler.outbox(transport, client, h)) is not None:
             spooling = SpoolingSpanExporter(outbox)
             return CountingBatchSpanProcessor(view(spooling, plan.backend, h), h, config.span_batch_size)
-        exporter = DirectSpanExporter(transport, session)
+        exporter = DirectSpanExporter(transport, client)
         reporting = ReportingSpanExporter(view(exporter, plan.backend, h), h, http=True)
         return CountingBatchSpanProcessor(reporting, h, config.span_batch_size)
     if isinstance(plan.traces, FileTarget):
@@ -233,12 +233,12 @@ def _metric_reader(
     transport = config.transports["metrics"]
     h = ExportHealth("metrics", f"{plan.backend} ({transport.endpoint})")
     pipeline.health.append(h)
-    session = CountingSession(h)
+    client = HttpClient(transport, h.attempt)
     outer: MetricExporter
-    if (outbox := pipeline.spooler.outbox(transport, session, h)) is not None:
+    if (outbox := pipeline.spooler.outbox(transport, client, h)) is not None:
         outer = SpoolingMetricExporter(outbox, chosen)
     else:
-        direct = DirectMetricExporter(transport, session, chosen)
+        direct = DirectMetricExporter(transport, client, chosen)
         outer = ReportingMetricExporter(direct, h, http=True, temporality=chosen)
     if slot is not None:  # the slot's streams continued before encoding or spooling
         outer = SlotMetricExporter(outer, slot.series, chosen)

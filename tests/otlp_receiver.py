@@ -5,6 +5,7 @@ logs) and as a second destination beside a real one."""
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 import zlib
@@ -34,6 +35,8 @@ class OtlpReceiver:
     status: int = 200
     hang: float = 0.0
     requests: list[Received] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    """A server-side TLS context: the receiver then speaks HTTPS."""
 
     def __post_init__(self) -> None:
         receiver = self
@@ -74,9 +77,11 @@ class OtlpReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def __enter__(self) -> OtlpReceiver:
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread.start()
         return self
 

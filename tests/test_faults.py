@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from fault_server import FaultServer
 from opentelemetry import trace
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -30,6 +29,7 @@ from servers import free_port
 
 from otel_livekit import setup_tracing
 from otel_livekit.export.delivery.direct import Sender, wire
+from otel_livekit.export.delivery.http_client import HttpClient
 from otel_livekit.export.delivery.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
 from otel_livekit.export.destinations.transport import Transport
 from otel_livekit.offline import run_offline_session
@@ -226,7 +226,8 @@ def test_retry_after_is_honoured(status: str, retry_after: str | Callable[[], st
 
 def test_the_spool_off_sender_honours_retry_after() -> None:
     with FaultServer("503", retry_after="2") as server:  # its own backoff would be 1 s
-        sender = Sender(wire(Transport("traces", f"{server.url}/v1/traces", timeout=4.0), requests.Session()))
+        transport = Transport("traces", f"{server.url}/v1/traces", timeout=4.0)
+        sender = Sender(wire(transport, HttpClient(transport)))
         sent = []
         threading.Timer(0.3, lambda: setattr(server, "mode", "ok")).start()
         sent.append(sender.send(b""))

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import requests
 from gil_turns import turns_typically, worst_wait_at_best
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -22,6 +21,7 @@ from otlp_receiver import OtlpReceiver, attrs
 from otel_livekit import setup_tracing
 from otel_livekit.export.delivery.direct import DirectSpanExporter
 from otel_livekit.export.delivery.encoding import SPANS_PER_CHUNK, encode_spans_yielding
+from otel_livekit.export.delivery.http_client import HttpClient
 from otel_livekit.export.destinations.transport import Transport
 from otel_livekit.sessions.content import NO_CONTENT, DestinationExporter, destination_view
 from otel_livekit.sessions.profile import LeanExporter, SpanLineage
@@ -78,9 +78,8 @@ def test_a_batch_reaches_the_backend_as_one_request_in_chunks(spool: bool) -> No
 def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
     spans = make_spans(40)
     with OtlpReceiver() as rx:
-        exporter = DirectSpanExporter(
-            Transport("traces", f"{rx.url}/v1/traces", timeout=2), requests.Session()
-        )
+        transport = Transport("traces", f"{rx.url}/v1/traces", timeout=2)
+        exporter = DirectSpanExporter(transport, HttpClient(transport))
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         (request,) = [r.body for r in rx.requests]
         assert [sum(len(ss.spans) for ss in rs.scope_spans) for rs in request.resource_spans] == [16, 16, 8]
@@ -89,9 +88,8 @@ def test_the_spool_off_exporter_posts_one_request_in_chunks() -> None:
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
     with OtlpReceiver(status=400) as rx:
-        exporter = DirectSpanExporter(
-            Transport("traces", f"{rx.url}/v1/traces", timeout=2), requests.Session()
-        )
+        transport = Transport("traces", f"{rx.url}/v1/traces", timeout=2)
+        exporter = DirectSpanExporter(transport, HttpClient(transport))
         assert exporter.export(spans) is SpanExportResult.FAILURE
         assert len(rx.requests) == 1
 

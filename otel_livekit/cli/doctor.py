@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-import requests
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics import MeterProvider
@@ -29,7 +28,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from .. import environment_variables as ev
 from ..config import SETTINGS, Config, SetupArgs, is_secret, resolve, shown
+from ..export.delivery.http_client import HttpClient, failure_reason
 from ..export.destinations.backends import Destination, ExportPlan, FileTarget, infer_backend
+from ..export.destinations.transport import Transport
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -120,44 +121,31 @@ def _test_metric(resource: Resource) -> bytes:
     return encode_metrics(data).SerializeToString()
 
 
-def send(
-    signal: str,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    timeout: float,
-    verify: bool | str = True,
-) -> Check:
-    """POST one OTLP/protobuf request and turn the outcome into a diagnosis. ``verify`` is
-    the CA bundle the exporter would use (``OTEL_EXPORTER_OTLP_*CERTIFICATE``)."""
-    shown = _safe_url(url)
+def send(signal: str, transport: Transport, body: bytes, timeout: float) -> Check:
+    """POST one OTLP/protobuf request through the client the exporters use (the same TLS,
+    proxy and headers) and turn the outcome into a diagnosis."""
+    shown = _safe_url(transport.endpoint)
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/x-protobuf", **headers},
-            timeout=timeout,
-            verify=verify,
-        )
-    except requests.exceptions.SSLError:
-        return Check(signal, shown, EXIT_TLS, "TLS error",
-                     "the certificate was not accepted: check the URL's scheme/host, or point "
-                     "OTEL_EXPORTER_OTLP_CERTIFICATE at the CA that signed it")  # fmt: skip
-    except requests.exceptions.Timeout:
-        return Check(signal, shown, EXIT_TIMEOUT, f"no answer within {timeout:g} s",
-                     "the host is reachable but silent: a firewall dropping packets, a wrong port, "
-                     "or an overloaded collector")  # fmt: skip
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text or "resolve" in text:
-            return Check(signal, shown, EXIT_UNREACHABLE, "host name does not resolve",
-                         "check the host in the endpoint")  # fmt: skip
-        return Check(signal, shown, EXIT_UNREACHABLE, "connection refused",
-                     "nothing listens there: is the Collector/backend up, and is the port right "
-                     "(OTLP/HTTP is usually 4318; 4317 is gRPC)?")  # fmt: skip
-    except requests.exceptions.RequestException as exc:
-        return Check(signal, shown, EXIT_OTHER, f"request failed ({type(exc).__name__})", "")
-    status = response.status_code
+        reply = HttpClient(transport).post(transport.endpoint, transport.compressor()(body),
+                                           transport.request_headers(), timeout)  # fmt: skip
+    except Exception as exc:
+        reason = failure_reason(exc)
+        if reason == "TLS error":
+            return Check(signal, shown, EXIT_TLS, reason,
+                         "the certificate was not accepted: check the URL's scheme/host, or point "
+                         "OTEL_EXPORTER_OTLP_CERTIFICATE at the CA that signed it")  # fmt: skip
+        if reason.startswith("timeout"):
+            return Check(signal, shown, EXIT_TIMEOUT, f"no answer within {timeout:g} s",
+                         "the host is reachable but silent: a firewall dropping packets, a wrong port, "
+                         "or an overloaded collector")  # fmt: skip
+        if reason == "host name does not resolve":
+            return Check(signal, shown, EXIT_UNREACHABLE, reason, "check the host in the endpoint")
+        if reason.startswith("connection"):
+            return Check(signal, shown, EXIT_UNREACHABLE, "connection refused",
+                         "nothing listens there: is the Collector/backend up, and is the port right "
+                         "(OTLP/HTTP is usually 4318; 4317 is gRPC)?")  # fmt: skip
+        return Check(signal, shown, EXIT_OTHER, f"request failed ({reason})", "")
+    status = reply.status
     if 200 <= status < 300:
         return Check(signal, shown, EXIT_OK, f"HTTP {status}: accepted", "")
     if status in (401, 403):
@@ -239,9 +227,7 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
         how = f"timeout {transport.timeout:g} s; compression {transport.compression}"
         echo(f"{signal:<8} {_safe_url(transport.endpoint)}  ({_endpoint_source(dest, signal, env)}; "
              f"headers: {names}; {how})")  # fmt: skip
-        check = send(signal, transport.endpoint, transport.compressor()(body), transport.request_headers(),
-                     timeout, transport.certificate or True)  # fmt: skip
-        checks.append(check)
+        checks.append(send(signal, transport, body, timeout))
     for note in notes:
         echo(f"warning: {note}")
     code = EXIT_OK

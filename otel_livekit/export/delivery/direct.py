@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import requests
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..destinations.transport import Transport
 from .encoding import encode_metrics_yielding, encode_spans_yielding
+from .http_client import HttpClient
 from .outbox import Wire, post
 
 logger = logging.getLogger("otel_livekit")
@@ -64,17 +64,17 @@ class Sender:
         self._closed.set()
 
 
-def wire(transport: Transport, session: requests.Session, timeout: float | None = None) -> Wire:
+def wire(transport: Transport, client: HttpClient, timeout: float | None = None) -> Wire:
     return Wire(
         endpoint=transport.endpoint, headers=transport.request_headers(),
         timeout=transport.timeout if timeout is None else timeout, compress=transport.compressor(),
-        session=transport.configure(session),
+        client=client,
     )  # fmt: skip
 
 
 class DirectSpanExporter(SpanExporter):
-    def __init__(self, transport: Transport, session: requests.Session) -> None:
-        self.sender = Sender(wire(transport, session))
+    def __init__(self, transport: Transport, client: HttpClient) -> None:
+        self.sender = Sender(wire(transport, client))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -92,10 +92,10 @@ class DirectSpanExporter(SpanExporter):
 
 
 class DirectMetricExporter(MetricExporter):
-    def __init__(self, transport: Transport, session: requests.Session,
+    def __init__(self, transport: Transport, client: HttpClient,
                  temporality: dict[type, AggregationTemporality]) -> None:  # fmt: skip
         super().__init__(preferred_temporality=temporality)
-        self.sender = Sender(wire(transport, session))
+        self.sender = Sender(wire(transport, client))
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:  # fmt: skip

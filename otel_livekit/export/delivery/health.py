@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import requests
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from ...installation import Installation
+from .http_client import failure_reason
 
 logger = logging.getLogger("otel_livekit")
 
@@ -32,17 +32,6 @@ _OTLP_LOGGERS = (
     "opentelemetry.sdk.trace.export",
     "opentelemetry.sdk.metrics._internal.export",
 )
-
-
-def failure_reason(error: BaseException) -> str:
-    """A few words a user can act on: refused, timeout, TLS, or the exception's type."""
-    if isinstance(error, requests.exceptions.SSLError):
-        return "TLS error"
-    if isinstance(error, requests.exceptions.Timeout):
-        return "timeout (no answer)"
-    if isinstance(error, requests.exceptions.ConnectionError):
-        return "connection refused" if "refused" in str(error).lower() else "connection error"
-    return type(error).__name__
 
 
 class ExportHealth:
@@ -170,24 +159,6 @@ class ExportHealth:
         return f"ExportHealth({self.signal} -> {self.target}: {self.failures} failed attempts)"
 
 
-class CountingSession(requests.Session):
-    """The exporter's HTTP session: each request, retries included, reports to the health."""
-
-    def __init__(self, health: ExportHealth) -> None:
-        super().__init__()
-        self._health = health
-
-    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        try:
-            response = super().request(method, url, *args, **kwargs)
-        except Exception as exc:
-            self._health.attempt(failure_reason(exc))
-            raise
-        code = response.status_code
-        self._health.attempt(None if code < 400 else f"HTTP {code}")
-        return response
-
-
 SPAN_BATCH_SIZE = 64
 """Spans per export request, unless ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` says (the SDK's 512).
 
@@ -248,7 +219,7 @@ class ReportingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, health: ExportHealth, *, http: bool = False) -> None:
         self._inner = inner
         self.health = health
-        self._http = http  # attempts are then counted by the CountingSession
+        self._http = http  # attempts are then counted by the HttpClient
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.health.sending(len(spans))

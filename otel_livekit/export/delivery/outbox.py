@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import requests
-
 from .health import ExportHealth
+from .http_client import HttpClient
 from .spool import SpoolDir
 
 logger = logging.getLogger("otel_livekit")
@@ -47,14 +46,14 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Wire:
-    """Where and how to post: the OTLP exporter's resolved endpoint, headers (content type,
-    auth, compression), per-attempt timeout and TLS-configured session."""
+    """Where and how to post: the transport's endpoint, headers (content type, auth,
+    compression) and per-attempt timeout, and the destination's client (TLS, proxy, health)."""
 
     endpoint: str
     headers: dict[str, str] = field(repr=False)  # auth headers: never in a repr
     timeout: float
     compress: Callable[[bytes], bytes]
-    session: requests.Session
+    client: HttpClient
 
 
 @dataclass(frozen=True)
@@ -82,21 +81,17 @@ def retry_after(value: str | None) -> float | None:
 
 
 def post(wire: Wire, data: bytes) -> Answer:
-    """One HTTP attempt, no retry loop (the caller decides when to try again). The session
+    """One HTTP attempt, no retry loop (the caller decides when to try again). The client
     counts the attempt and logs state changes."""
     try:
-        response = wire.session.post(
-            wire.endpoint, data=wire.compress(data), headers=wire.headers,
-            timeout=wire.timeout, allow_redirects=False,
-        )  # fmt: skip
+        reply = wire.client.post(wire.endpoint, wire.compress(data), wire.headers, wire.timeout)
     except Exception:  # refused, timeout, garbage answer, TLS: all worth another try
         return Answer(False, True)
-    with response:
-        code = response.status_code
-        if 200 <= code < 300:
-            return Answer(True, False)
-        later = retry_after(response.headers.get("retry-after")) if code in (429, 503) else None
-        return Answer(False, code in RETRYABLE, later)
+    code = reply.status
+    if 200 <= code < 300:
+        return Answer(True, False)
+    later = retry_after(reply.retry_after) if code in (429, 503) else None
+    return Answer(False, code in RETRYABLE, later)
 
 
 @dataclass(eq=False)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -36,6 +35,7 @@ from ..destinations.transport import Transport
 from .direct import wire
 from .encoding import encode_metrics_yielding, encode_spans_yielding
 from .health import ExportHealth, metric_points
+from .http_client import HttpClient
 from .outbox import RETRYABLE, Outbox, Outcome
 from .spool import SpoolDir
 
@@ -110,10 +110,10 @@ class Spooler:
     settings: SpoolSettings
     outboxes: list[Outbox] = field(default_factory=list)
 
-    def outbox(self, transport: Transport, session: requests.Session, health: ExportHealth) -> Outbox | None:
+    def outbox(self, transport: Transport, client: HttpClient, health: ExportHealth) -> Outbox | None:
         if not self.settings.enabled:
             return None
-        sending = wire(transport, session, min(transport.timeout, MAX_ATTEMPT_TIMEOUT))
+        sending = wire(transport, client, min(transport.timeout, MAX_ATTEMPT_TIMEOUT))
         headers = {k: v.reveal() for k, v in transport.headers.items()}
         directory = destination_dir(self.settings.root, health.signal, transport.endpoint, headers)
         try:
