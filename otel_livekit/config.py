@@ -91,8 +91,10 @@ SETTINGS: tuple[Setting, ...] = (
             "`OTEL_EXPORTER_OTLP_*` transport variable here has a per-signal form "
             "(`…_TRACES_…`, `…_METRICS_…`, `…_LOGS_…`) that wins over it."),
     Setting(ev.OTEL_EXPORTER_OTLP_COMPRESSION, "gzip | deflate | none", "none", "Request body compression."),
-    Setting(ev.OTEL_EXPORTER_OTLP_CERTIFICATE, "path", "the system's CAs",
-            "CA bundle to verify the backend's TLS certificate (doctor uses it too)."),
+    Setting(ev.OTEL_EXPORTER_OTLP_CERTIFICATE, "path", "certifi's CAs",
+            "CA bundle to verify the backend's TLS certificate (doctor uses it too); without it "
+            "`REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE`, as with requests. Proxies come from "
+            "`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` (SOCKS needs PySocks)."),
     Setting(ev.OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, "path", "none", "Client certificate for mutual TLS."),
     Setting(ev.OTEL_EXPORTER_OTLP_CLIENT_KEY, "path", "none", "Client key for mutual TLS."),
     Setting(ev.OTEL_METRIC_EXPORT_INTERVAL, "milliseconds", "60000",
