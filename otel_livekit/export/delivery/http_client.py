@@ -130,6 +130,3 @@ class HttpClient:
         if self._on_attempt is not None:
             self._on_attempt(None if status < 400 else f"HTTP {status}")
         return Reply(status, response.headers.get("retry-after"))
-
-    def close(self) -> None:
-        self._pool.clear()
