@@ -4,6 +4,7 @@ moment they are handed to an exporter."""
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 _MASK: Final = "***"
 
@@ -29,3 +30,13 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any ``user:password@`` masked, for logs and ``doctor``'s output."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{_MASK}@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

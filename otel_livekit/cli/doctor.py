@@ -14,7 +14,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -31,6 +30,7 @@ from ..config import SETTINGS, Config, SetupArgs, is_secret, resolve, shown
 from ..export.delivery.http_client import HttpClient, failure_reason
 from ..export.destinations.backends import Destination, ExportPlan, FileTarget, infer_backend
 from ..export.destinations.transport import Transport
+from ..secrets import safe_url
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -50,19 +50,9 @@ class Check:
     advice: str
 
 
-def _safe_url(url: str) -> str:
-    """No user:password@ in what we print."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def _shown(var: str, value: str) -> str:
     text = shown(var, value)
-    return _safe_url(value) if "://" in value and not is_secret(var) else text
+    return safe_url(value) if "://" in value and not is_secret(var) else text
 
 
 def _backend_source(backend: str | None, env: Mapping[str, str]) -> str:
@@ -121,12 +111,12 @@ def _test_metric(resource: Resource) -> bytes:
     return encode_metrics(data).SerializeToString()
 
 
-def send(signal: str, transport: Transport, body: bytes, timeout: float) -> Check:
+def send(signal: str, transport: Transport, body: bytes, timeout: float, env: Mapping[str, str]) -> Check:
     """POST one OTLP/protobuf request through the client the exporters use (the same TLS,
-    proxy and headers) and turn the outcome into a diagnosis."""
-    shown = _safe_url(transport.endpoint)
+    proxy and headers, from the same environment) and turn the outcome into a diagnosis."""
+    shown = safe_url(transport.endpoint)
     try:
-        reply = HttpClient(transport).post(transport.endpoint, transport.compressor()(body),
+        reply = HttpClient(transport, env=env).post(transport.endpoint, transport.compressor()(body),
                                            transport.request_headers(), timeout)  # fmt: skip
     except Exception as exc:
         reason = failure_reason(exc)
@@ -225,9 +215,9 @@ def diagnose(backend: str | None, timeout: float, env: Mapping[str, str]) -> int
         body = _test_span(resource) if signal == "traces" else _test_metric(resource)
         names = ", ".join(sorted(transport.headers)) or "none"
         how = f"timeout {transport.timeout:g} s; compression {transport.compression}"
-        echo(f"{signal:<8} {_safe_url(transport.endpoint)}  ({_endpoint_source(dest, signal, env)}; "
+        echo(f"{signal:<8} {safe_url(transport.endpoint)}  ({_endpoint_source(dest, signal, env)}; "
              f"headers: {names}; {how})")  # fmt: skip
-        checks.append(send(signal, transport, body, timeout))
+        checks.append(send(signal, transport, body, timeout, env))
     for note in notes:
         echo(f"warning: {note}")
     code = EXIT_OK

@@ -35,6 +35,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import parse_url
 
+from ...secrets import safe_url
 from ..destinations.transport import Transport
 
 logger = logging.getLogger("otel_livekit")
@@ -96,14 +97,8 @@ def _pool(transport: Transport, env: Mapping[str, str]) -> urllib3.PoolManager:
         return urllib3.ProxyManager(proxy, num_pools=2, maxsize=2, proxy_headers=proxy_headers, **tls)  # type: ignore[arg-type]
     except (ImportError, ValueError) as exc:  # the proxy URL (it may hold a password) is never shown
         logger.warning("otel_livekit: the proxy the environment sets for %s cannot be used (%s): "
-                       "posting without it", _safe(transport.endpoint), type(exc).__name__)  # fmt: skip
+                       "posting without it", safe_url(transport.endpoint), type(exc).__name__)  # fmt: skip
         return urllib3.PoolManager(num_pools=2, maxsize=2, **tls)  # type: ignore[arg-type]
-
-
-def _safe(url: str) -> str:
-    """Scheme, host and port only: never a user, password or query."""
-    parts = parse_url(url)
-    return f"{parts.scheme}://{parts.host}" + (f":{parts.port}" if parts.port else "")
 
 
 class HttpClient:
