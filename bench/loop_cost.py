@@ -13,6 +13,10 @@ off during the measured waves:
   LiveKit's that only run because of our set-up), for the breakdown; the timers add their
   own ~1 µs per hook, so the arms' totals come from the unwrapped runs.
 
+With the collector off during the waves its young count only grows: each arm's containers
+left per call (allocated less freed: what makes young collections, and their survivors full
+ones) and, per hook, what it left allocated when it returned. Unlike CPU, exact run to run.
+
 Also the CPU of each other thread (export, spool, aggregation) per call, from
 ``/proc/self/task``. Arms alternate; each arm's figure is the best of its rounds.
 
@@ -40,10 +44,12 @@ sys.path.insert(0, str(HERE))
 
 HOOK_TIMES: collections.Counter[str] = collections.Counter()
 HOOK_COUNTS: collections.Counter[str] = collections.Counter()
+HOOK_OBJECTS: collections.Counter[str] = collections.Counter()
 
 
 def _timed(owner: Any, name: str, label: str, per: Any = None) -> None:
-    """Wraps ``owner.name`` to add its wall time on the main thread to ``label``."""
+    """Wraps ``owner.name`` to add its wall time on the main thread to ``label``, and the
+    containers it left allocated (the collector's young count: allocations less frees)."""
     original = getattr(owner, name)
     main = threading.main_thread()
 
@@ -51,13 +57,16 @@ def _timed(owner: Any, name: str, label: str, per: Any = None) -> None:
     def timed(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is not main:
             return original(*args, **kwargs)
+        objects = gc.get_count()[0]
         started = time.perf_counter()
         try:
             return original(*args, **kwargs)
         finally:
+            elapsed = time.perf_counter() - started
             key = label if per is None else f"{label} ({per(*args)})"
-            HOOK_TIMES[key] += time.perf_counter() - started
+            HOOK_TIMES[key] += elapsed
             HOOK_COUNTS[key] += 1
+            HOOK_OBJECTS[key] += gc.get_count()[0] - objects
 
     setattr(owner, name, timed)
 
@@ -121,12 +130,15 @@ def child(arm: str, calls: int, waves: int) -> None:
         gc.collect()
         HOOK_TIMES.clear()
         HOOK_COUNTS.clear()
+        HOOK_OBJECTS.clear()
         threads = thread_cpu_ms()
         gc.disable()
+        objects = gc.get_count()[0]
         loop = time.thread_time()
         for _ in range(waves):
             await wave()
         loop = time.thread_time() - loop
+        objects = gc.get_count()[0] - objects
         gc.enable()
         n = calls * waves
         after = thread_cpu_ms()
@@ -134,8 +146,10 @@ def child(arm: str, calls: int, waves: int) -> None:
         return {
             "arm": arm,
             "loop_ms_per_call": loop * 1000 / n,
+            "objects_per_call": objects / n,
             "threads_ms_per_call": {k: round(v, 3) for k, v in others.items() if v > 0},
-            "hooks": {k: [HOOK_TIMES[k] * 1000 / n, HOOK_COUNTS[k] / n] for k in HOOK_TIMES},
+            "hooks": {k: [HOOK_TIMES[k] * 1000 / n, HOOK_COUNTS[k] / n, HOOK_OBJECTS[k] / n]
+                      for k in HOOK_TIMES},
         }
 
     try:
@@ -167,18 +181,20 @@ def main() -> None:
     per_round = {a: [round(x["loop_ms_per_call"], 2) for x in runs[a]] for a in arms}
     print(f"{args.calls} concurrent calls x {args.waves} waves, {args.rounds} rounds per arm, GC off, "
           f"python {sys.version.split()[0]}")  # fmt: skip
-    print("\n| arm | loop CPU per call, best (ms) | per round |")
-    print("|---|---|---|")
+    print("\n| arm | loop CPU per call, best (ms) | per round | containers left per call |")
+    print("|---|---|---|---|")
     for a in ("off", "recording", "on"):
-        print(f"| {a} | {best[a]['loop_ms_per_call']:.2f} | {per_round[a]} |")
+        left = sorted(round(x["objects_per_call"]) for x in runs[a])
+        print(f"| {a} | {best[a]['loop_ms_per_call']:.2f} | {per_round[a]} | {left[0]}–{left[-1]} |")
     hooks = best["on:hooks"]["hooks"]
     print(f"\n`on` with a timer on each hook (best round, {best['on:hooks']['loop_ms_per_call']:.2f} ms "
           "loop CPU per call with the timers):\n")  # fmt: skip
-    print("| hook on the loop | ms per call | runs per call |")
-    print("|---|---|---|")
-    for name, (ms, count) in sorted(hooks.items(), key=lambda kv: -kv[1][0]):
-        print(f"| {name} | {ms:.3f} | {count:.1f} |")
-    print(f"| **all hooks** | {sum(ms for ms, _ in hooks.values()):.3f} | |")
+    print("| hook on the loop | ms per call | runs per call | containers left per call |")
+    print("|---|---|---|---|")
+    for name, (ms, count, left) in sorted(hooks.items(), key=lambda kv: -kv[1][0]):
+        print(f"| {name} | {ms:.3f} | {count:.1f} | {left:.1f} |")
+    total_ms, total_left = sum(h[0] for h in hooks.values()), sum(h[2] for h in hooks.values())
+    print(f"| **all hooks** | {total_ms:.3f} | | {total_left:.1f} |")
     print("\n| other threads, `on` (best round) | CPU ms per call |")
     print("|---|---|")
     for name, ms in sorted(best["on"]["threads_ms_per_call"].items(), key=lambda kv: -kv[1]):

@@ -46,8 +46,10 @@ from .export.delivery.direct import DirectMetricExporter, DirectSpanExporter
 from .export.delivery.health import (
     CountingBatchSpanProcessor,
     ExportHealth,
+    Prepare,
     ReportingMetricExporter,
     ReportingSpanExporter,
+    wire_view,
 )
 from .export.delivery.http_client import HttpClient
 from .export.delivery.spooling import Spooler, SpoolingMetricExporter, SpoolingSpanExporter
@@ -176,7 +178,14 @@ def _traces(
             exporter = LeanExporter(exporter, lineage, health)
         return exporter
 
-    if (processor := _backend_spans(pipeline, config, view)) is not None:
+    def wired(destination: str) -> Prepare | None:
+        """An OTLP destination's spans queued as wire bytes, its view applied at their end;
+        a lean profile is shaped at export, from the whole tree, so it queues spans."""
+        if lineage is not None and destination in config.lean:
+            return None
+        return wire_view(features.view(destination))
+
+    if (processor := _backend_spans(pipeline, config, view, wired)) is not None:
         provider.add_span_processor(processor)
     for name, span_exporter in span_exporters.items():
         h = ExportHealth("traces", name)
@@ -190,7 +199,8 @@ def _traces(
 View = Callable[[SpanExporter, str, ExportHealth], SpanExporter]
 
 
-def _backend_spans(pipeline: Pipeline, config: Config, view: View) -> SpanProcessor | None:
+def _backend_spans(pipeline: Pipeline, config: Config, view: View,
+                   wired: Callable[[str], Prepare | None]) -> SpanProcessor | None:  # fmt: skip
     plan = config.plan
     if plan.traces is None:
         return None
@@ -201,12 +211,15 @@ def _backend_spans(pipeline: Pipeline, config: Config, view: View) -> SpanProces
         transport = config.transports["traces"]
         h.target = f"{plan.backend} ({transport.endpoint})"
         client = HttpClient(transport, h.attempt)
+        prepare = wired(plan.backend)
         if (outbox := pipeline.spooler.outbox(transport, client, h)) is not None:
-            spooling = SpoolingSpanExporter(outbox)
-            return CountingBatchSpanProcessor(view(spooling, plan.backend, h), h, config.span_batch_size)
+            exporter = SpoolingSpanExporter(outbox)
+            exporter = exporter if prepare else view(exporter, plan.backend, h)
+            return CountingBatchSpanProcessor(exporter, h, config.span_batch_size, prepare)
         exporter = DirectSpanExporter(transport, client)
-        reporting = ReportingSpanExporter(view(exporter, plan.backend, h), h, http=True)
-        return CountingBatchSpanProcessor(reporting, h, config.span_batch_size)
+        exporter = exporter if prepare else view(exporter, plan.backend, h)
+        return CountingBatchSpanProcessor(ReportingSpanExporter(exporter, h, http=True), h,
+                                          config.span_batch_size, prepare)  # fmt: skip
     if isinstance(plan.traces, FileTarget):
         exporter = file_spans = FileSpanExporter(plan.traces.path)
         h.target = f"file ({plan.traces.path})"

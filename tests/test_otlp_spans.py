@@ -18,7 +18,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceSt
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
 
-from otel_livekit.export.delivery.otlp_spans import any_value, encode_spans
+from otel_livekit.export.delivery.otlp_spans import WireSpan, any_value, encode_spans
 
 
 class Tier(enum.IntEnum):
@@ -89,6 +89,15 @@ CASES: dict[str, list[ReadableSpan]] = {
 @pytest.mark.parametrize("spans", list(CASES.values()), ids=list(CASES))
 def test_bytes_equal_the_sdk_encoders(spans: list[ReadableSpan]) -> None:
     assert encode_spans(spans) == sdk_encode(spans).SerializeToString()
+
+
+@pytest.mark.parametrize("spans", list(CASES.values()), ids=list(CASES))
+def test_spans_written_at_their_end_make_the_same_request(spans: list[ReadableSpan]) -> None:
+    """The queue's ``WireSpan`` (a span written when it ended), alone or beside spans still
+    to encode, goes into the request as the span would."""
+    expected = sdk_encode(spans).SerializeToString()
+    assert encode_spans([WireSpan(s) for s in spans]) == expected
+    assert encode_spans([WireSpan(s) if i % 2 else s for i, s in enumerate(spans)]) == expected
 
 
 def test_dropped_counts_are_written() -> None:

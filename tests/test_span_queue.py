@@ -7,6 +7,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 
+import pytest
+from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -14,8 +16,11 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util import BoundedList
+from otlp_receiver import OtlpReceiver, attrs
 
+from otel_livekit import setup_tracing
 from otel_livekit.export.delivery.health import CountingBatchSpanProcessor, ExportHealth
+from otel_livekit.export.delivery.otlp_spans import WireSpan
 
 
 class Capture(SpanExporter):
@@ -81,3 +86,35 @@ def test_a_span_the_sdk_dropped_from_keeps_its_counts() -> None:
     llm = next(s for s in queued if s.name == "llm_request")
     assert (turn.dropped_events, llm.dropped_attributes) == (1, 3)
     assert _wire(queued) == _wire(raw)
+
+
+@pytest.mark.parametrize("spool", ["true", "false"])
+def test_an_otlp_backend_queues_its_view_of_each_span_as_wire_bytes(
+    monkeypatch: pytest.MonkeyPatch, spool: str
+) -> None:
+    """Waiting for its batch, an ended span is its destination's view already written as
+    bytes (one small object, nothing for the collector to walk or promote): no copy of the
+    span stays alive, and what reaches the backend is that view — content withheld, the
+    rest as recorded."""
+    monkeypatch.setenv("OTEL_LIVEKIT_SPOOL", spool)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # they wait in the queue
+    with OtlpReceiver() as rx:
+        t = setup_tracing("otlp", endpoint=rx.url)
+        tracer = trace.get_tracer("livekit-agents")
+        for i in range(3):
+            content = {"gen_ai.input.messages": "secret words", "lk.speech_id": f"sp{i}"}
+            with tracer.start_as_current_span(f"queued-{i}", attributes=content) as span:
+                span.add_event("voice_agent.transcript", {"voice_agent.pii.transcript.text": "hi", "i": i})
+        del span
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, ReadableSpan) and o.name.startswith("queued-")]
+        assert alive == []
+        assert sum(type(o) is WireSpan for o in gc.get_objects()) == 3
+        assert t.force_flush() is True
+        got = sorted((s for _, s in rx.spans()), key=lambda s: s.name)
+        t.shutdown()
+    assert [s.name for s in got] == ["queued-0", "queued-1", "queued-2"]
+    assert [attrs(s.attributes) for s in got] == [{"lk.speech_id": f"sp{i}"} for i in range(3)]
+    assert [[(e.name, attrs(e.attributes)) for e in s.events] for s in got] == [
+        [("voice_agent.transcript", {"i": i})] for i in range(3)
+    ]

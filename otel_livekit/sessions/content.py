@@ -231,6 +231,11 @@ def destination_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> R
     )
 
 
+def span_view(rule: ContentRule, langfuse: bool) -> Callable[[ReadableSpan], ReadableSpan | None]:
+    """One destination's view as a function of the span (``None``: the span is dropped)."""
+    return functools.partial(_safe_view, rule=rule, langfuse=langfuse)
+
+
 def _safe_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> ReadableSpan | None:
     try:
         return destination_view(span, rule, langfuse)
@@ -242,7 +247,9 @@ def _safe_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> Readabl
 
 
 class DestinationExporter(SpanExporter):
-    """Wraps one destination's exporter; runs on the export thread, not the agent's loop."""
+    """Wraps one destination's exporter; runs on the export thread, not the agent's loop.
+    (An OTLP backend with the full profile applies its view at span end instead, where the
+    span is written to bytes: ``export.delivery.health.wire_view``.)"""
 
     def __init__(self, inner: SpanExporter, rule: ContentRule, langfuse: bool = False) -> None:
         self.inner = inner

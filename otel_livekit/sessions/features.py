@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,13 @@ from livekit.agents.metrics.base import EOUMetrics
 from opentelemetry import trace
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .. import semconv as sc
 from ..installation import Installation, installed
 from .calls import call_info, job_info, session_starting
-from .content import ContentPolicy, DestinationExporter, DestinationProcessor
+from .content import ContentPolicy, DestinationExporter, DestinationProcessor, span_view
 from .langfuse import TURN_ID, CallAttributesProcessor, CallDefaults
 from .listeners import Listener
 from .logs import CallLogs
@@ -45,6 +45,10 @@ class SessionFeatures:
 
     def exporter(self, inner: SpanExporter, destination: str) -> SpanExporter:
         return DestinationExporter(inner, self.policy.rule(destination), self.defaults.langfuse)
+
+    def view(self, destination: str) -> Callable[[ReadableSpan], ReadableSpan | None]:
+        """The destination's view, to apply where its spans are queued."""
+        return span_view(self.policy.rule(destination), self.defaults.langfuse)
 
     def span_processor(self, inner: SpanProcessor) -> SpanProcessor:
         return DestinationProcessor(inner, self.policy.rule(PROCESSORS), self.defaults.langfuse)

@@ -1,11 +1,13 @@
 """OTLP protobuf encoding that leaves the GIL to the agent's event loop between small chunks.
 
-Encoding spans is pure Python (``otlp_spans``: about 12 µs a span, the SDK's encoder 40):
-one batch of a few hundred spans holds the GIL for milliseconds, and CPython lets a waiting
-thread take it only after the switch interval (5 ms), so the agent's event loop wakes up to
-5 ms late, once per interval, while a batch is encoded (measured in bench/RESULTS.md,
-"Event-loop lag per backend state"). Encoding a few spans at a time and releasing the GIL in
-between bounds the wait to one chunk.
+An OTLP backend's spans arrive already written (``otlp_spans.WireSpan``, made when each span
+ended): joining them costs next to nothing. Other spans — a lean profile, a span that could
+not be written at its end — are encoded here. Encoding spans is pure Python (``otlp_spans``:
+about 12 µs a span, the SDK's encoder 40): one batch of a few hundred spans holds the GIL
+for milliseconds, and CPython lets a waiting thread take it only after the switch interval
+(5 ms), so the agent's event loop wakes up to 5 ms late, once per interval, while a batch is
+encoded (measured in bench/RESULTS.md, "Event-loop lag per backend state"). Encoding a few
+spans at a time and releasing the GIL in between bounds the wait to one chunk.
 
 The chunks are joined as bytes: a protobuf message's encoding followed by another's parses
 as one message whose repeated fields are concatenated, so the result is one
@@ -27,13 +29,13 @@ from opentelemetry.sdk.metrics.export import Metric, MetricsData, ResourceMetric
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ...gil import PER_GIL_HOLD, let_the_loop_in
-from .otlp_spans import encode_spans
+from .otlp_spans import WireSpan, encode_spans
 
 SPANS_PER_CHUNK = PER_GIL_HOLD
 """About 1 ms of encoding: the longest the event loop waits for the GIL because of it."""
 
 
-def encode_spans_yielding(spans: Sequence[ReadableSpan], chunk: int = SPANS_PER_CHUNK) -> bytes:
+def encode_spans_yielding(spans: Sequence[ReadableSpan | WireSpan], chunk: int = SPANS_PER_CHUNK) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``, encoded ``chunk`` spans at
     a time with the GIL handed to the event loop between chunks (``gil.let_the_loop_in``)."""
     parts: list[bytes] = []

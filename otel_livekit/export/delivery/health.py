@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from ...installation import Installation
 from .http_client import failure_reason
+from .otlp_spans import WireSpan
 
 logger = logging.getLogger("otel_livekit")
 
@@ -172,19 +173,45 @@ bench/RESULTS.md). A busy process sends every 64 spans (twice a second at 32 cal
 less waits in it; a quiet one still waits the batch delay (5 s)."""
 
 
+Prepare = Callable[[ReadableSpan], "ReadableSpan | WireSpan | None"]
+"""What the queue keeps of an ended span (``None``: nothing, the span is not exported)."""
+
+
 class CountingBatchSpanProcessor(BatchSpanProcessor):
     """Counts the spans it queues, so a cut-short flush can say how many never left; queues
-    each span :func:`compact`."""
+    what ``prepare`` makes of each span (:func:`compact` unless the destination says)."""
 
-    def __init__(self, exporter: SpanExporter, health: ExportHealth, batch_size: int | None = None) -> None:
+    def __init__(self, exporter: SpanExporter, health: ExportHealth, batch_size: int | None = None,
+                 prepare: Prepare | None = None) -> None:  # fmt: skip
         super().__init__(exporter, max_export_batch_size=batch_size)
         self._health = health
+        self._prepare = prepare or compact
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is None or not span.context.trace_flags.sampled:
             return  # the SDK's processor queues only sampled spans too
+        item = self._prepare(span)
+        if item is None:
+            return
         self._health.queued += 1
-        super().on_end(compact(span))
+        super().on_end(item)  # type: ignore[arg-type]  # a WireSpan has what the queue reads
+
+
+def wire_view(view: Callable[[ReadableSpan], ReadableSpan | None]) -> Prepare:
+    """``prepare`` for an OTLP destination: its view of the span, written to wire bytes at
+    the span's end (``otlp_spans.WireSpan``); a span that cannot be written there is queued
+    as a compact copy, for the export thread to encode, count and log."""
+
+    def prepare(span: ReadableSpan) -> ReadableSpan | WireSpan | None:
+        shown = view(span)
+        if shown is None:
+            return None
+        try:
+            return WireSpan(shown)
+        except Exception:
+            return compact(shown)
+
+    return prepare
 
 
 def compact(span: ReadableSpan) -> ReadableSpan:
