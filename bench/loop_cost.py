@@ -74,7 +74,6 @@ def _timed(owner: Any, name: str, label: str, per: Any = None) -> None:
 def time_hooks() -> None:
     """Every entry point from the loop into telemetry code (diagnosis only)."""
     from livekit.agents.telemetry import otel_metrics, pii
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from otel_livekit.export.delivery import health
     from otel_livekit.metrics.spans import SpanIndex
@@ -87,8 +86,8 @@ def time_hooks() -> None:
     _timed(SpanIndex, "on_start", "span start: span index")
     _timed(CallAttributesProcessor, "on_start", "span start: call attributes stamped")
     _timed(SpanIndex, "on_end", "span end: span index")
-    _timed(health, "compact", "span end: compact copy for the queue")
-    _timed(BatchSpanProcessor, "on_end", "span end: SDK batch queue")
+    # the destination's view, written to wire bytes (or a compact copy), then the SDK's queue
+    _timed(health.CountingBatchSpanProcessor, "on_end", "span end: view, wire bytes, batch queue")
     _timed(pii._PIIFilteringSpanProcessor, "on_end", "span end: LiveKit's PII filter (allow_pii off)")
     _timed(Listener, "__call__", "session event", per=lambda self, ev: self.__name__)
     _timed(hooks.SessionInstrumentation, "__init__", "call start: session instrumented")
