@@ -21,9 +21,12 @@ from test_demo import chromium, chromium_binary
 from otel_livekit import setup_tracing
 from otel_livekit.cli.report import PART_COLORS, write_report
 from otel_livekit.cli.tracefile import read
-from otel_livekit.offline import OfflineSTT, run_offline_session
+from otel_livekit.offline import OfflineLLM, OfflineSTT, OfflineTTS, run_offline_session
 
 HOOK, TOOL, PLAYBACK = 0.25, 0.4, 0.15
+# the reply's first sentence and the TTS's first byte, long enough to stay wide (>= 6 px) on a
+# loaded machine: at the defaults (2 ms first-token pause, 30 ms) one came out at 5 px in CI
+FIRST_TOKEN_PAUSE, TTFB = 0.08, 0.08
 ORDER = ["vad_silence", "on_user_turn_completed", "tool_llm", "tool", "llm_ttft", "first_sentence",
          "tts_ttfb", "playback"]  # fmt: skip
 
@@ -54,6 +57,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     t = setup_tracing("file", otel_livekit_file_path=str(path))
     try:
         asyncio.run(run_offline_session(text_turns=(), audio_turns=1, stt_=OfflineSTT("what's the weather?"),
+                                        llm_=OfflineLLM(first_token_pause=FIRST_TOKEN_PAUSE),
+                                        tts_=OfflineTTS(ttfb=TTFB),
                                         agent=SlowHook(), playback_delay=PLAYBACK))  # fmt: skip
         assert t.force_flush()
     finally:
@@ -94,6 +99,8 @@ def test_the_waterfall_holds_the_files_budget_in_order(page: Path) -> None:
     assert seconds["on_user_turn_completed"] == pytest.approx(HOOK, abs=0.02)
     assert seconds["tool"] == pytest.approx(TOOL, abs=0.02)
     assert seconds["playback"] == pytest.approx(PLAYBACK, abs=0.02)
+    assert seconds["tts_ttfb"] == pytest.approx(TTFB, abs=0.02)
+    assert seconds["first_sentence"] >= FIRST_TOKEN_PAUSE
     assert sum(s for _, s in parsed.bars) == pytest.approx(turn.budget_total, abs=1e-9)
     # the call timeline has a seconds axis too: 0 s first, ticks in order, none past the call
     timeline = page.read_text().split('<svg class="timeline"', 1)[1].split("</svg>", 1)[0]
