@@ -171,19 +171,21 @@ def _traces(
     if lineage is not None:
         provider.add_span_processor(lineage)
 
+    def lean(destination: str) -> SpanLineage | None:
+        """The span tree a lean destination's profile is cut from (None: the full profile)."""
+        return lineage if destination in config.lean else None
+
     def view(inner: SpanExporter, destination: str, health: ExportHealth) -> SpanExporter:
         """The destination's span profile (lean or full), then its content rules."""
         exporter = features.exporter(inner, destination)
-        if lineage is not None and destination in config.lean:
-            exporter = LeanExporter(exporter, lineage, health)
+        if (tree := lean(destination)) is not None:
+            exporter = LeanExporter(exporter, tree, health)
         return exporter
 
     def wired(destination: str) -> Prepare | None:
         """An OTLP destination's spans queued as wire bytes, its view applied at their end;
         a lean profile is shaped at export, from the whole tree, so it queues spans."""
-        if lineage is not None and destination in config.lean:
-            return None
-        return wire_view(features.view(destination))
+        return None if lean(destination) is not None else wire_view(features.view(destination))
 
     if (processor := _backend_spans(pipeline, config, view, wired)) is not None:
         provider.add_span_processor(processor)

@@ -244,8 +244,6 @@ def _safe_view(span: ReadableSpan, rule: ContentRule, langfuse: bool) -> Readabl
         return None  # never let content through by accident
 
 
-
-
 class DestinationExporter(SpanExporter):
     """Wraps one destination's exporter; runs on the export thread, not the agent's loop.
     (An OTLP backend with the full profile applies its view at span end instead, where the
