@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from otel_livekit import setup_tracing
 from otel_livekit.export.delivery.direct import Sender, wire
 from otel_livekit.export.delivery.http_client import HttpClient
 from otel_livekit.export.delivery.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
+from otel_livekit.export.delivery.spool import CLAIM
 from otel_livekit.export.destinations.transport import Transport
 from otel_livekit.offline import run_offline_session
 from otel_livekit.telemetry import DEFAULT_FLUSH_TIMEOUT, Telemetry
@@ -335,3 +337,43 @@ def test_a_backend_that_does_not_answer_in_time_is_said_at_job_end(
         assert t.spooler is not None
         for box in t.spooler.outboxes:
             box.join(10)
+
+
+def test_a_batch_behind_an_unanswered_attempt_stays_this_processes_until_it_closes() -> None:
+    """While an attempt waits for its answer, later batches queue behind it still claimed by
+    this process (a killed job leaves only its own claims, given back to the next process)
+    and go as soon as the backend answers; at shutdown they are handed to the spool."""
+    mine = f"{CLAIM}{os.getpid()}"
+    tracer = trace.get_tracer("held-test")
+
+    def names(t: Telemetry) -> list[str]:
+        return [p.name for p in spool_files(t, "traces")]
+
+    def spans_received(server: FaultServer) -> list[list[str]]:
+        return [[s.name for rs in h.body.resource_spans for ss in rs.scope_spans for s in ss.spans]
+                for h in server.hits if h.path == "/v1/traces" and h.body is not None]  # fmt: skip
+
+    # the backend answers after 3 s: the job-end flush (2 s) is cut while the first batch waits
+    with FaultServer("ok", delay=3.0) as server:
+        t = setup_tracing("otlp", endpoint=server.url)
+        for name in ("first", "second"):
+            with tracer.start_as_current_span(name):
+                pass
+            assert t.force_flush() is False
+        (box,) = [b for b in t.spooler.outboxes if b.health.signal == "traces"]  # type: ignore[union-attr]
+        assert len(names(t)) == 2 and all(n.endswith(mine) for n in names(t)), names(t)
+        wait_until(lambda: not names(t))  # sent behind the first, without a spool scan
+        assert spans_received(server) == [["first"], ["second"]]
+        assert box.health.replayed == 2 and box.health.spooled == 2
+
+        ids = []
+        for name in ("third", "fourth"):
+            with tracer.start_as_current_span(name) as span:
+                ids.append(f"{span.get_span_context().span_id:016x}")
+            t.force_flush()
+        t.shutdown()  # the third is still in flight; the fourth goes back to the spool now
+        left = names(t)
+        assert len(left) == 2 and left[0].endswith(mine) and CLAIM not in left[1], left
+        wait_until(lambda: len(names(t)) == 1)
+    assert spans_received(server)[2:] == [["third"]]
+    assert spooled_span_ids(spool_files(t, "traces")) == ids[1:]  # for the next process

@@ -139,8 +139,10 @@ class Outbox:
                                "once and dropped if that fails", self.spool.directory, exc)  # fmt: skip
         job = _Job(path, data, items)
         with self._cond:
-            if self._closed or self._down_until is not None or self._unanswered or self._past_cut():
+            if self._closed or self._down_until is not None:
                 return self._park(job)
+            if self._unanswered or self._past_cut():
+                return self._hold(job)
             self._fresh.append(job)
             self._cond.notify_all()
             deadline = time.monotonic() + self.wire.timeout
@@ -165,9 +167,13 @@ class Outbox:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Stop after the attempt in flight; unsent batches stay spooled for the next process."""
+        """Stop after the attempt in flight; unsent batches stay spooled for the next process
+        (handed over now: the attempt in flight may outlive the process)."""
         with self._cond:
             self._closed = True
+            for job in self._fresh:
+                self._park(job)
+            self._fresh.clear()
             self._cond.notify_all()
 
     def join(self, timeout: float | None = None) -> None:
@@ -175,6 +181,17 @@ class Outbox:
 
     def _past_cut(self) -> bool:
         return self._cut_at is not None and time.monotonic() >= self._cut_at
+
+    def _hold(self, job: _Job) -> Outcome:
+        """Queue the batch behind the attempt in flight, still claimed by this process: sent
+        as soon as the backend answers, handed to the spool if it fails or the outbox closes,
+        given back by the next process if this one is killed. The exporter does not wait."""
+        if job.path is None:
+            return self._park(job)
+        job.state = Outcome.SPOOLED
+        self._fresh.append(job)
+        self._cond.notify_all()
+        return job.state
 
     def _park(self, job: _Job) -> Outcome:
         """Leave the batch in the spool for later (or drop it when it could not be written)."""
