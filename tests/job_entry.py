@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from livekit.agents import JobContext, JobProcess
@@ -31,6 +32,6 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx._shutdown_callbacks.clear()  # type: ignore[attr-defined]
     run = await run_offline_session(text_turns=("hello",), audio_turns=0, in_job=False)
     assert run.assistant_messages == 1
-    if answered := os.environ.get("TEST_ANSWERED_FILE"):
-        Path(answered).write_text("answered")
+    if answered := os.environ.get("TEST_ANSWERED_FILE"):  # when the call ended (wall clock)
+        Path(answered).write_text(repr(time.time()))
     ctx.shutdown("call over")
