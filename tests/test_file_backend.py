@@ -99,10 +99,18 @@ def test_an_unwritable_file_is_one_line_no_traceback_and_a_false_flush(
             with trace.get_tracer("test").start_as_current_span(f"span-{batch}-{i}"):
                 pass
         assert t.force_flush() is False
-    t.shutdown()
     ours = [r for r in caplog.records if r.name == "otel_livekit" and r.levelno >= logging.WARNING]
-    lines = [r.getMessage() for r in ours if r.getMessage().startswith("traces export")]
-    assert lines == [f"traces export to file ({path}) failed: Not a directory (further failures "
-                     "are counted, not logged, until it recovers)"]  # fmt: skip
+    lines = [r.getMessage() for r in ours if str(path) in r.getMessage()]  # one file: one line
+    assert lines == [f"traces and metrics export to file ({path}) failed: Not a directory (further "
+                     "failures are counted, not logged, until it recovers)"]  # fmt: skip
+    assert t.not_delivered["traces"] == 6
+    (tmp_path / "file").unlink()  # the operator mends it: one line says so
+    (tmp_path / "file").mkdir()
+    with trace.get_tracer("test").start_as_current_span("after"):
+        pass
+    assert t.force_flush() is True
+    t.shutdown()
+    said = [m for r in caplog.records if r.name == "otel_livekit" and str(path) in (m := r.getMessage())]
+    assert said[1:] == [f"traces and metrics export to file ({path}) recovered"], said
     assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
     assert t.not_delivered["traces"] == 6

@@ -35,6 +35,16 @@ _OTLP_LOGGERS = (
 )
 
 
+class _FailureLine:
+    """Whether a failure line is out (and no recovery since) for one place data is written
+    to; exporters writing to the same place share it, so a broken file is one line."""
+
+    def __init__(self, signals: str) -> None:
+        self.signals = signals
+        self.out = False
+        self.lock = threading.Lock()
+
+
 class ExportHealth:
     """What happened to one destination's exports, counted as it happens.
 
@@ -69,13 +79,19 @@ class ExportHealth:
         """Where an exporter without HTTP keeps why its last export failed (the file's)."""
         self._written_off = 0
         self._precounted = 0
-        self._failing = False
+        self._line = _FailureLine(signal)
         self._lock = threading.Lock()
 
     @property
     def failing(self) -> bool:
         """A failure was logged and no success since (the line was said already)."""
-        return self._failing
+        return self._line.out
+
+    def share_line(self, other: ExportHealth) -> None:
+        """``other`` writes to the same place (the file backend's traces and metrics): one
+        failure line and one recovery line for both, naming both signals."""
+        self._line.signals = f"{self._line.signals} and {other.signal}"
+        other._line = self._line
 
     def why_failed(self) -> str:
         return (self.reason() if self.reason else None) or "export failed"
@@ -91,22 +107,25 @@ class ExportHealth:
             if error is None:
                 if precounted:
                     self.failures -= 1  # it did answer, late
-                recovered, self._failing = self._failing, False
-                if recovered:
-                    logger.info("%s export to %s recovered", self.signal, self.target)
-                return
-            if not precounted:
-                self.failures += 1
-            self.last_error = error
-            first, self._failing = not self._failing, True
-        if first:
-            logger.warning(
-                "%s export to %s failed: %s (further failures are counted, not logged, until it recovers)%s",
-                self.signal,
-                self.target,
-                error,
-                self.failure_note(error) if self.failure_note else "",
-            )
+            else:
+                if not precounted:
+                    self.failures += 1
+                self.last_error = error
+        line, failed = self._line, error is not None
+        with line.lock:
+            changed, line.out = line.out != failed, failed
+        if not changed:  # said already (by this signal or one sharing the line)
+            return
+        if error is None:
+            logger.info("%s export to %s recovered", line.signals, self.target)
+            return
+        logger.warning(
+            "%s export to %s failed: %s (further failures are counted, not logged, until it recovers)%s",
+            line.signals,
+            self.target,
+            error,
+            self.failure_note(error) if self.failure_note else "",
+        )
 
     def leave_out(self, items: int) -> None:
         with self._lock:
