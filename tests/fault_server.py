@@ -21,6 +21,10 @@ SLOW_SECONDS = 2.0
 STATUS_MODES = {"401": 401, "403": 403, "404": 404, "429": 429, "500": 500, "503": 503}
 
 
+def slow_seconds(mode: str) -> float:
+    return float(mode.split("-", 1)[1]) if "-" in mode else SLOW_SECONDS
+
+
 @dataclass
 class Hit:
     at: float
@@ -31,7 +35,8 @@ class Hit:
 
 @dataclass
 class FaultServer:
-    """``mode``: ok, hang, slow, garbage, or an HTTP status (401 403 404 429 500 503)."""
+    """``mode``: ok, hang, slow (2 s, past the job-end cut), slow-<seconds> (answers ok after
+    that long, e.g. slow-0.5, slow-1), garbage, or an HTTP status (401 403 404 429 500 503)."""
 
     mode: str = "ok"
     port: int = 0
@@ -60,8 +65,8 @@ class FaultServer:
                     self.wfile.write(b"\x00\x17garbage, not HTTP\r\n\r\n")
                     self.close_connection = True
                     return
-                if mode == "slow" or server.delay:
-                    server._stop.wait(SLOW_SECONDS if mode == "slow" else server.delay)
+                if mode.startswith("slow") or server.delay:
+                    server._stop.wait(slow_seconds(mode) if mode.startswith("slow") else server.delay)
                 status = STATUS_MODES.get(mode, 200)
                 if status == 200:
                     msg: Any = (ExportMetricsServiceRequest() if self.path.endswith("/v1/metrics")
