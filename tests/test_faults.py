@@ -30,9 +30,11 @@ from servers import free_port
 
 from otel_livekit import setup_tracing
 from otel_livekit.export.delivery.direct import Sender, wire
+from otel_livekit.export.delivery.health import ExportHealth
 from otel_livekit.export.delivery.http_client import HttpClient
+from otel_livekit.export.delivery.outbox import Outbox, Outcome
 from otel_livekit.export.delivery.self_metrics import ATTR_OUTCOME, ATTR_SIGNAL
-from otel_livekit.export.delivery.spool import CLAIM
+from otel_livekit.export.delivery.spool import CLAIM, SpoolDir
 from otel_livekit.export.destinations.transport import Transport
 from otel_livekit.offline import run_offline_session
 from otel_livekit.telemetry import DEFAULT_FLUSH_TIMEOUT, Telemetry
@@ -392,3 +394,22 @@ def test_a_batch_behind_an_unanswered_attempt_stays_this_processes_until_it_clos
         wait_until(lambda: len(names(t)) == 1)
     assert spans_received(server)[2:] == [["third"]]
     assert spooled_span_ids(spool_files(t, "traces")) == ids[1:]  # for the next process
+
+
+def test_what_waits_behind_a_hung_attempt_is_bounded(tmp_path: Path) -> None:
+    """A hung backend cannot grow the held queue: past ``max_held`` batches they go to the
+    spool (released, for any process), as they do once the attempt has failed."""
+    with FaultServer("hang") as server:
+        transport = Transport("traces", f"{server.url}/v1/traces", timeout=5.0)
+        health = ExportHealth("traces", "test")
+        sending = wire(transport, HttpClient(transport, health.attempt))
+        box = Outbox(SpoolDir(tmp_path / "spool", 1 << 20), sending, health, max_held=2)
+        box.cut_at(time.monotonic() + 0.3)  # the job-end deadline: the first stops waiting, in flight
+        outcomes = [box.submit(b"batch", 1) for _ in range(5)]
+        names = sorted(p.name for p in (tmp_path / "spool").iterdir())
+        box.close()
+        held = sorted(p.name for p in (tmp_path / "spool").iterdir())
+    assert outcomes == [Outcome.SPOOLED] * 5
+    mine = f"{CLAIM}{os.getpid()}"
+    assert [n.endswith(mine) for n in names] == [True, True, True, False, False], names  # in flight, 2 held
+    assert [n.endswith(mine) for n in held] == [True, False, False, False, False], held  # closed: handed back

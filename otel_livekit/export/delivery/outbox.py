@@ -35,6 +35,9 @@ FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 3600.0
 RESCAN_EVERY = 5.0
+MAX_HELD = 64
+"""Batches kept queued (in memory, claimed) behind an attempt still waiting for its answer;
+beyond them a batch goes straight to the spool, so a hung backend cannot grow the queue."""
 
 
 class Outcome(enum.Enum):
@@ -106,12 +109,14 @@ class Outbox:
     """Sends one destination's spool; ``submit`` is what the exporter calls per batch."""
 
     def __init__(self, spool: SpoolDir, wire: Wire, health: ExportHealth, *,
-                 first_backoff: float = FIRST_BACKOFF, max_backoff: float = MAX_BACKOFF) -> None:  # fmt: skip
+                 first_backoff: float = FIRST_BACKOFF, max_backoff: float = MAX_BACKOFF,
+                 max_held: int = MAX_HELD) -> None:  # fmt: skip
         self.spool = spool
         self.wire = wire
         self.health = health
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
+        self._max_held = max_held
         self._cond = threading.Condition()
         self._fresh: deque[_Job] = deque()
         self._down_until: float | None = None
@@ -141,8 +146,10 @@ class Outbox:
         with self._cond:
             if self._closed or self._down_until is not None:
                 return self._park(job)
-            if self._unanswered or self._past_cut():
+            if self._unanswered:
                 return self._hold(job)
+            if self._past_cut():
+                return self._park(job)
             self._fresh.append(job)
             self._cond.notify_all()
             deadline = time.monotonic() + self.wire.timeout
@@ -185,8 +192,9 @@ class Outbox:
     def _hold(self, job: _Job) -> Outcome:
         """Queue the batch behind the attempt in flight, still claimed by this process: sent
         as soon as the backend answers, handed to the spool if it fails or the outbox closes,
-        given back by the next process if this one is killed. The exporter does not wait."""
-        if job.path is None:
+        given back by the next process if this one is killed. The exporter does not wait.
+        Held for one attempt's timeout at most, and no more than ``max_held`` batches."""
+        if job.path is None or len(self._fresh) >= self._max_held:
             return self._park(job)
         job.state = Outcome.SPOOLED
         self._fresh.append(job)
