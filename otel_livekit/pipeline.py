@@ -240,8 +240,9 @@ def _metric_reader(
         return None
     if isinstance(plan.metrics, FileTarget):
         h = ExportHealth("metrics", f"file ({plan.metrics.path})")
-        for same_file in (other for other in pipeline.health if other.target == h.target):
-            same_file.share_line(h)  # one file: one failure line for traces and metrics
+        for other in pipeline.health:
+            if other.target == h.target:  # one file: one failure line for traces and metrics
+                other.share_line(h)
         pipeline.health.append(h)
         file_metrics = FileMetricExporter(plan.metrics.path)
         h.reason = lambda: file_metrics.last_error

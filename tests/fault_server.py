@@ -65,8 +65,8 @@ class FaultServer:
                     self.wfile.write(b"\x00\x17garbage, not HTTP\r\n\r\n")
                     self.close_connection = True
                     return
-                if mode.startswith("slow") or server.delay:
-                    server._stop.wait(slow_seconds(mode) if mode.startswith("slow") else server.delay)
+                if wait := slow_seconds(mode) if mode.startswith("slow") else server.delay:
+                    server._stop.wait(wait)
                 status = STATUS_MODES.get(mode, 200)
                 if status == 200:
                     msg: Any = (ExportMetricsServiceRequest() if self.path.endswith("/v1/metrics")

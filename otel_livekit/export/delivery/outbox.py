@@ -226,11 +226,7 @@ class Outbox:
         sleeps through a backoff and between scans."""
         while True:
             with self._cond:
-                if self._closed:
-                    for job in self._fresh:
-                        self._park(job)
-                    self._fresh.clear()
-                    self._cond.notify_all()
+                if self._closed:  # close() handed every queued batch back to the spool
                     return None
                 now = time.monotonic()
                 if self._down_until is not None and now < self._down_until:
